@@ -1,0 +1,260 @@
+//! Composition: one place that turns [`Settings`] into live services, and the server built on
+//! them. Tests build an [`Application`] on port 0 with their own clock.
+
+use std::fs;
+use std::future::IntoFuture;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use policies::AccountType;
+use service::provisioning::{Actor, IssuedCredential, Provisioner};
+use service::{Clock, PasswordHasher, Sealer, SecretDigester};
+use store::Store;
+use tokio::net::TcpListener;
+
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::keys::KeyRing;
+
+/// The services every command needs: storage, sealing and provisioning.
+pub struct Services {
+    pub settings: Arc<Settings>,
+    pub store: Arc<dyn Store>,
+    pub sealer: Arc<Sealer>,
+    pub clock: Arc<dyn Clock>,
+    pub provisioner: Provisioner,
+}
+
+impl Services {
+    /// Opens the database, applies migrations and loads the key-encryption key.
+    pub async fn open(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let kek = load_kek(&settings)?;
+        let store = store::connect(&settings.database.url, settings.database.max_connections)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the database ({})",
+                    redact_url(&settings.database.url)
+                )
+            })?;
+        store.migrate().await.context("cannot apply migrations")?;
+        let sealer = Arc::new(Sealer::new(&kek)?);
+        let provisioner = Provisioner {
+            store: store.clone(),
+            hasher: PasswordHasher::new(settings.password_hashing)?,
+            sealer: sealer.clone(),
+            digester: Arc::new(SecretDigester::from_kek(&kek)),
+            clock: clock.clone(),
+            policy: Arc::new(settings.password.clone()),
+        };
+        Ok(Self {
+            settings: Arc::new(settings),
+            store,
+            sealer,
+            clock,
+            provisioner,
+        })
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    /// The bootstrap operator's credential when this start created it; printed once.
+    pub bootstrap: Option<IssuedCredential>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let bind = settings.bind_addr()?;
+        let listener = TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("server.bind: cannot listen on {bind}"))?;
+        Self::build_on(listener, settings, clock).await
+    }
+
+    /// Builds on an already bound listener (tests bind port 0 first to learn the issuer URL).
+    pub async fn build_on(
+        listener: TcpListener,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let services = Services::open(settings, clock).await?;
+        let keys = KeyRing::load_or_create(
+            services.store.as_ref(),
+            &services.sealer,
+            services.clock.as_ref(),
+        )
+        .await?;
+        let bootstrap = bootstrap_operator(&services).await?;
+        let settings = services.settings.clone();
+        let state = AppState {
+            discovery: http::discovery_document(settings.issuer()),
+            settings,
+            store: services.store.clone(),
+            keys,
+            clock: services.clock.clone(),
+        };
+        Ok(Self {
+            listener,
+            state,
+            bootstrap,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish for at most
+    /// `server.shutdown_grace_seconds`.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let state = self.state;
+        let grace = Duration::from_secs(state.settings.server.shutdown_grace_seconds);
+        let reloader = tokio::spawn(reload_keys(state.clone()));
+        let router = http::router(state);
+        tracing::info!(address = %self.listener.local_addr()?, "serving");
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stopping_tx.send(());
+        })
+        .into_future();
+        let mut server = tokio::spawn(server);
+        let result = tokio::select! {
+            result = &mut server => result,
+            _ = stopping_rx => match tokio::time::timeout(grace, &mut server).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!(seconds = grace.as_secs(), "grace period over; closing remaining connections");
+                    server.abort();
+                    Ok(Ok(()))
+                }
+            },
+        };
+        reloader.abort();
+        result??;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Picks up keys created or rotated by other nodes and by `idp keys rotate`.
+async fn reload_keys(state: AppState) {
+    let sealer = match load_kek(&state.settings).and_then(|k| Ok(Sealer::new(&k)?)) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "key reloading disabled");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.keys.reload(state.store.as_ref(), &sealer).await {
+            tracing::warn!(error = %e, "reloading signing keys failed; keeping the current set");
+        }
+    }
+}
+
+async fn bootstrap_operator(services: &Services) -> anyhow::Result<Option<IssuedCredential>> {
+    let settings = &services.settings.bootstrap;
+    if settings.operator_user_id.is_empty()
+        || services
+            .store
+            .count_accounts_of_type(AccountType::Operator)
+            .await?
+            > 0
+    {
+        return Ok(None);
+    }
+    let issued = services
+        .provisioner
+        .create_operator(
+            &Actor::system(),
+            &settings.operator_user_id,
+            &settings.operator_name,
+            "",
+        )
+        .await
+        .context("cannot create the bootstrap operator (bootstrap.operator_user_id)")?;
+    Ok(Some(issued))
+}
+
+/// Reads the KEK from `keys.kek` or `keys.kek_file`, generating the file outside production.
+pub fn load_kek(settings: &Settings) -> anyhow::Result<[u8; 32]> {
+    if !settings.keys.kek.is_empty() {
+        return crate::config::decode_kek(settings.keys.kek.expose())
+            .context("keys.kek: not base64 of 32 bytes");
+    }
+    let path = &settings.keys.kek_file;
+    match fs::read_to_string(path) {
+        Ok(text) => crate::config::decode_kek(&text)
+            .with_context(|| format!("keys.kek_file {}: not base64 of 32 bytes", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !settings.server.production => {
+            generate_kek_file(path)?;
+            tracing::info!(path = %path.display(), "generated a key-encryption key (owner-only permissions)");
+            load_kek(settings)
+        }
+        Err(e) => bail!("keys.kek_file {}: {e}", path.display()),
+    }
+}
+
+fn generate_kek_file(path: &Path) -> anyhow::Result<()> {
+    use base64::Engine;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let key = service::random::bytes::<32>();
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("keys.kek_file {}: cannot create", path.display()))?;
+    writeln!(
+        file,
+        "{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    )?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Hides a password in a database URL before it reaches a message.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}://{user}:***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+}

@@ -1,0 +1,461 @@
+//! Layered, typed configuration: the embedded `config/default.toml`, then `--config FILE`, then
+//! `SEKIMORI__SECTION__KEY` environment variables. Unknown keys and invalid values stop startup
+//! with a message that names the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use policies::password::PasswordPolicy;
+use serde::Deserialize;
+use service::HashingParams;
+
+/// The embedded default, compiled into the binary so `idp serve` works from any directory.
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    #[serde(default)]
+    pub redis: RedisSettings,
+    pub keys: KeySettings,
+    pub log: LogSettings,
+    pub bootstrap: BootstrapSettings,
+    #[serde(default)]
+    pub password: PasswordPolicy,
+    #[serde(default)]
+    pub password_hashing: HashingParams,
+    pub session: SessionSettings,
+    pub outbox: OutboxSettings,
+    pub delivery: DeliverySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub bind: String,
+    pub issuer: String,
+    /// Production mode refuses development conveniences (outbox delivery, a generated KEK file,
+    /// plain-http issuers).
+    pub production: bool,
+    pub shutdown_grace_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// Empty: counters and rate limits stay in this process.
+    #[serde(default)]
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySettings {
+    /// Base64 of 32 bytes. Takes precedence over `kek_file`.
+    #[serde(default)]
+    pub kek: Secret,
+    /// File holding the KEK (base64 of 32 bytes). Outside production it is generated with
+    /// owner-only permissions when missing.
+    pub kek_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A tracing `EnvFilter` directive; `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapSettings {
+    /// On a start with no operator at all, create this operator and print its initial password
+    /// once. Empty disables it.
+    pub operator_user_id: String,
+    pub operator_name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSettings {
+    pub idle_timeout_minutes: u32,
+    pub absolute_timeout_hours: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxSettings {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Outbox,
+    Smtp,
+    Sns,
+    Voice,
+    Webhook,
+}
+
+/// Which driver delivers each second-factor method, and the drivers' endpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    pub email: Channel,
+    pub sms: Channel,
+    pub voice: Channel,
+    #[serde(default)]
+    pub smtp: SmtpSettings,
+    #[serde(default)]
+    pub sns: AwsSettings,
+    #[serde(default)]
+    pub voice_provider: VoiceSettings,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub password: Secret,
+    pub from: String,
+    /// `starttls`, `tls` or `none` (none only outside production).
+    pub tls: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSettings {
+    pub region: String,
+    /// Overrides the AWS endpoint (tests point it at a local peer).
+    pub endpoint: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoiceSettings {
+    pub region: String,
+    pub endpoint: String,
+    pub origination_identity: String,
+    pub voice_id: String,
+}
+
+/// A configuration value that must never be printed.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "Secret(empty)"
+        } else {
+            "Secret(***)"
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(String),
+    #[error("configuration: {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+impl Settings {
+    /// Loads the embedded default, then `file`, then the environment, and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with(file, Env::prefixed("SEKIMORI__").split("__"))
+    }
+
+    pub fn load_with(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::Load(format!(
+                    "--config {}: no such file",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let settings: Settings = figment.merge(env).extract().map_err(|e| {
+            let errors: Vec<String> = e.into_iter().map(|e| describe(&e)).collect();
+            ConfigError::Load(errors.join("; "))
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.bind_addr()?;
+        let issuer = self.server.issuer.trim_end_matches('/');
+        if !(issuer.starts_with("https://") || issuer.starts_with("http://"))
+            || issuer.contains(['?', '#'])
+        {
+            return Err(invalid(
+                "server.issuer",
+                "must be an absolute http(s) URL without query or fragment",
+            ));
+        }
+        if self.server.production && !issuer.starts_with("https://") {
+            return Err(invalid("server.issuer", "must use https in production"));
+        }
+        let url = &self.database.url;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres:")
+            || url.starts_with("postgresql:"))
+        {
+            return Err(invalid(
+                "database.url",
+                "must start with sqlite: or postgres://",
+            ));
+        }
+        if !(1..=1000).contains(&self.database.max_connections) {
+            return Err(invalid(
+                "database.max_connections",
+                "must be between 1 and 1000",
+            ));
+        }
+        if !self.redis.url.is_empty()
+            && !self.redis.url.starts_with("redis://")
+            && !self.redis.url.starts_with("rediss://")
+        {
+            return Err(invalid(
+                "redis.url",
+                "must be empty or start with redis:// or rediss://",
+            ));
+        }
+        if !self.keys.kek.is_empty() && decode_kek(self.keys.kek.expose()).is_none() {
+            return Err(invalid(
+                "keys.kek",
+                "must be the base64 encoding of exactly 32 bytes",
+            ));
+        }
+        if self.server.production
+            && self.keys.kek.is_empty()
+            && self.keys.kek_file.as_os_str().is_empty()
+        {
+            return Err(invalid(
+                "keys.kek",
+                "production needs keys.kek or an existing keys.kek_file",
+            ));
+        }
+        self.password
+            .validate()
+            .map_err(|m| invalid("password", m))?;
+        self.password_hashing
+            .validate()
+            .map_err(|m| invalid("password_hashing", m))?;
+        if !(1..=24 * 60).contains(&self.session.idle_timeout_minutes) {
+            return Err(invalid(
+                "session.idle_timeout_minutes",
+                "must be between 1 and 1440",
+            ));
+        }
+        if !(1..=24 * 30).contains(&self.session.absolute_timeout_hours) {
+            return Err(invalid(
+                "session.absolute_timeout_hours",
+                "must be between 1 and 720",
+            ));
+        }
+        for (key, channel) in [
+            ("delivery.email", self.delivery.email),
+            ("delivery.sms", self.delivery.sms),
+            ("delivery.voice", self.delivery.voice),
+        ] {
+            if self.server.production && channel == Channel::Outbox {
+                return Err(invalid(
+                    key,
+                    "the development outbox is refused in production",
+                ));
+            }
+        }
+        if self.server.production && self.delivery.smtp.tls == "none" {
+            return Err(invalid(
+                "delivery.smtp.tls",
+                "plain SMTP is refused in production",
+            ));
+        }
+        if self.server.production && !self.bootstrap.operator_user_id.is_empty() {
+            return Err(invalid(
+                "bootstrap.operator_user_id",
+                "must be empty in production; use `idp operator create`",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server.bind.parse().map_err(|_| {
+            invalid(
+                "server.bind",
+                format!(
+                    "{:?} is not an address like 127.0.0.1:8080",
+                    self.server.bind
+                ),
+            )
+        })
+    }
+
+    /// The issuer without a trailing slash, as it appears in tokens and discovery.
+    pub fn issuer(&self) -> &str {
+        self.server.issuer.trim_end_matches('/')
+    }
+}
+
+pub fn decode_kek(text: &str) -> Option<[u8; 32]> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()?;
+    bytes.try_into().ok()
+}
+
+fn describe(e: &figment::Error) -> String {
+    let key = e.path.join(".");
+    let kind = match &e.kind {
+        figment::error::Kind::UnknownField(field, _) => {
+            let key = if key.is_empty() {
+                field.clone()
+            } else {
+                format!("{key}.{field}")
+            };
+            return format!("{key}: unknown key");
+        }
+        figment::error::Kind::MissingField(field) => {
+            let key = if key.is_empty() {
+                field.to_string()
+            } else {
+                format!("{key}.{field}")
+            };
+            return format!("{key}: missing");
+        }
+        other => other.to_string(),
+    };
+    if key.is_empty() {
+        kind
+    } else {
+        format!("{key}: {kind}")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail fixes the closure's error type.
+mod tests {
+    use super::*;
+
+    fn load_env(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let mut result = None;
+        figment::Jail::expect_with(|jail| {
+            for (k, v) in vars {
+                jail.set_env(k, v);
+            }
+            result = Some(Settings::load(None));
+            Ok(())
+        });
+        result.expect("the jail ran")
+    }
+
+    #[test]
+    fn the_embedded_default_is_valid() {
+        let s = load_env(&[]).unwrap();
+        assert!(s.database.url.starts_with("sqlite:"));
+        assert!(!s.server.production);
+    }
+
+    #[test]
+    fn environment_overrides_name_their_section_and_key() {
+        let s = load_env(&[
+            ("SEKIMORI__SERVER__BIND", "127.0.0.1:9999"),
+            ("SEKIMORI__DATABASE__URL", "postgres://x@h/db"),
+        ])
+        .unwrap();
+        assert_eq!(s.server.bind, "127.0.0.1:9999");
+        assert_eq!(s.database.url, "postgres://x@h/db");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("SEKIMORI__SERVER__BIND", "nonsense", "server.bind"),
+            ("SEKIMORI__DATABASE__URL", "mysql://x", "database.url"),
+            (
+                "SEKIMORI__DATABASE__MAX_CONNECTIONS",
+                "many",
+                "database.max_connections",
+            ),
+            ("SEKIMORI__SERVER__NOPE", "1", "server.nope"),
+            (
+                "SEKIMORI__PASSWORD_HASHING__MEMORY_KIB",
+                "8",
+                "password_hashing.memory_kib",
+            ),
+            ("SEKIMORI__KEYS__KEK", "short", "keys.kek"),
+        ];
+        for (var, value, key) in cases {
+            let err = load_env(&[(var, value)]).unwrap_err().to_string();
+            assert!(err.contains(key), "{var}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn production_refuses_the_outbox() {
+        let err = load_env(&[
+            ("SEKIMORI__SERVER__PRODUCTION", "true"),
+            ("SEKIMORI__SERVER__ISSUER", "https://id.example"),
+            ("SEKIMORI__BOOTSTRAP__OPERATOR_USER_ID", ""),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("delivery.email"), "{err}");
+    }
+
+    #[test]
+    fn the_production_example_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/production.example.toml");
+        figment::Jail::expect_with(|_| {
+            Settings::load(Some(&path)).map_err(|e| e.to_string())?;
+            Ok(())
+        });
+    }
+}

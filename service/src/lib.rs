@@ -1,0 +1,20 @@
+//! The use cases that the CLI, the admin API and the IdP share: issuing credentials, creating
+//! institutions, operators and clients, and the primitives they need (clock, password hashing,
+//! sealing with the key-encryption key).
+//!
+//! Architecture Invariant: this crate decides nothing by itself; rules come from `policies`,
+//! persistence from `store`. It knows no HTTP and no SQL.
+
+pub mod clock;
+pub mod digest;
+pub mod error;
+pub mod hashing;
+pub mod provisioning;
+pub mod random;
+pub mod sealing;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use digest::SecretDigester;
+pub use error::ServiceError;
+pub use hashing::{HashingParams, PasswordHasher};
+pub use sealing::Sealer;

@@ -1,0 +1,769 @@
+//! What both backends share: the SQL text, the timestamp encoding, error mapping, the parsers
+//! that turn stored strings back into domain types, and [`impl_store!`], which expands the one
+//! `impl Store` body for a given store type and sqlx database.
+//!
+//! The SQL is written once with `$N` placeholders, which PostgreSQL and sqlx's SQLite driver
+//! both accept. Only connecting, migrating, opening a write transaction and the encoding of
+//! [`Timestamp`] differ per backend; those live in `sqlite.rs` and `postgres.rs`.
+
+use policies::lockout::LockState;
+use policies::{AccountType, InstitutionCode, InstitutionKind};
+use serde::de::DeserializeOwned;
+use time::{OffsetDateTime, UtcOffset};
+
+use crate::{SecondFactor, SecondFactorMethod, StoreError};
+
+/// A timestamp on its way into the database: converted to UTC and truncated to whole
+/// microseconds, the precision PostgreSQL keeps, so that both backends return exactly the value
+/// they were given after that truncation.
+///
+/// SQLite stores it as fixed-width RFC 3339 text (`2026-11-03T01:02:03.456789Z`, always six
+/// fraction digits), which makes text comparison and `ORDER BY` chronological. sqlx's own
+/// encoding trims trailing zeros and drops an all-zero fraction, and `…:03Z` sorts after
+/// `…:03.5Z`, so it cannot be compared as text. Each backend implements `Encode` for it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timestamp(pub OffsetDateTime);
+
+impl Timestamp {
+    /// The value the database will hold: UTC, whole microseconds.
+    pub(crate) fn normalized(self) -> OffsetDateTime {
+        let utc = self.0.to_offset(UtcOffset::UTC);
+        let micros = utc.nanosecond() / 1_000 * 1_000;
+        // A nanosecond value below one billion is always accepted; fall back to the UTC value
+        // rather than panic should that ever change.
+        utc.replace_nanosecond(micros).unwrap_or(utc)
+    }
+}
+
+pub(crate) fn ts(at: OffsetDateTime) -> Timestamp {
+    Timestamp(at)
+}
+
+pub(crate) fn ts_opt(at: Option<OffsetDateTime>) -> Option<Timestamp> {
+    at.map(Timestamp)
+}
+
+/// Any driver error that is not a known constraint violation.
+pub(crate) fn db(err: sqlx::Error) -> StoreError {
+    StoreError::Database(err)
+}
+
+/// Maps the errors of a write: a unique violation becomes `Conflict(what)`, a foreign-key
+/// violation `NotFound` (the institution or account referred to does not exist).
+pub(crate) fn on_write(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |err| match &err {
+        sqlx::Error::Database(e) if e.is_unique_violation() => StoreError::Conflict(what),
+        sqlx::Error::Database(e) if e.is_foreign_key_violation() => StoreError::NotFound,
+        _ => StoreError::Database(err),
+    }
+}
+
+/// `NotFound` when an update or delete touched no row.
+pub(crate) fn expect_one(rows_affected: u64) -> crate::Result<()> {
+    if rows_affected == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+pub(crate) fn corrupt(column: &str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{column}: {detail}"))
+}
+
+pub(crate) fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> crate::Result<String> {
+    // Serializing plain records to a string cannot fail in practice; report it as corrupt data
+    // rather than panic if it ever does.
+    serde_json::to_string(value).map_err(|e| corrupt("json", e))
+}
+
+pub(crate) fn from_json<T: DeserializeOwned>(column: &str, raw: &str) -> crate::Result<T> {
+    serde_json::from_str(raw).map_err(|e| corrupt(column, e))
+}
+
+pub(crate) fn parse_code(raw: &str) -> crate::Result<InstitutionCode> {
+    InstitutionCode::parse_for_login(raw).map_err(|v| corrupt("institution_code", v.message_en))
+}
+
+/// Parses the stored kind and checks it agrees with the code it belongs to.
+pub(crate) fn parse_kind(raw: &str, code: &InstitutionCode) -> crate::Result<InstitutionKind> {
+    let kind = match raw {
+        "medical" => InstitutionKind::Medical,
+        "dental" => InstitutionKind::Dental,
+        "pharmacy" => InstitutionKind::Pharmacy,
+        "home_nursing" => InstitutionKind::HomeNursing,
+        "platform" => InstitutionKind::Platform,
+        other => return Err(corrupt("kind", format!("unknown kind {other:?}"))),
+    };
+    if kind != code.kind() {
+        return Err(corrupt("kind", format!("{raw} does not match code {code}")));
+    }
+    Ok(kind)
+}
+
+pub(crate) fn parse_account_type(raw: &str) -> crate::Result<AccountType> {
+    raw.parse().map_err(|e| corrupt("account_type", e))
+}
+
+pub(crate) fn parse_lock(raw: &str) -> crate::Result<LockState> {
+    [LockState::None, LockState::Failures, LockState::Admin]
+        .into_iter()
+        .find(|state| state.as_str() == raw)
+        .ok_or_else(|| corrupt("lock_state", format!("unknown lock state {raw:?}")))
+}
+
+/// Rebuilds the optional second factor from its four columns.
+pub(crate) fn second_factor(
+    method: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    verified: bool,
+) -> crate::Result<Option<SecondFactor>> {
+    let Some(method) = method else {
+        return Ok(None);
+    };
+    let method = SecondFactorMethod::parse(&method)
+        .ok_or_else(|| corrupt("second_factor_method", format!("unknown method {method:?}")))?;
+    Ok(Some(SecondFactor {
+        method,
+        email,
+        phone,
+        verified,
+    }))
+}
+
+/// The SQL both backends run. Column lists are spelled out, never `SELECT *`, so that the
+/// decoders and the schema are visibly in step.
+pub(crate) mod sql {
+    pub const PING: &str = "SELECT 1";
+
+    pub const INSERT_INSTITUTION: &str = "\
+        INSERT INTO institutions (code, name, kind, usage_start, created_at) \
+        VALUES ($1, $2, $3, $4, $5)";
+    pub const SELECT_INSTITUTION: &str = "\
+        SELECT code, name, kind, usage_start, settings, settings_version, created_at \
+        FROM institutions WHERE code = $1";
+    pub const LIST_INSTITUTIONS: &str = "\
+        SELECT code, name, kind, usage_start, settings, settings_version, created_at \
+        FROM institutions ORDER BY code";
+
+    pub const INSERT_ACCOUNT: &str = "\
+        INSERT INTO accounts (id, institution_code, account_type, user_id, name, name_kana, \
+            usage_start, usage_end, second_factor_method, second_factor_email, \
+            second_factor_phone, second_factor_verified, password_hash, initial_issued_at, \
+            initial_sealed, password_changed_at, created_by, created_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+
+    /// `concat!` takes only literals, so the account column list is a macro.
+    macro_rules! select_account {
+        ($where:literal) => {
+            concat!(
+                "SELECT id, institution_code, account_type, user_id, name, name_kana, enabled, \
+                 lock_state, locked_at, failed_attempts, usage_start, usage_end, \
+                 second_factor_method, second_factor_email, second_factor_phone, \
+                 second_factor_verified, password_hash, initial_issued_at, initial_sealed, \
+                 password_changed_at, notice_issued, last_login_at, created_by, created_at, \
+                 deleted_at FROM accounts WHERE ",
+                $where
+            )
+        };
+    }
+    pub const SELECT_ACCOUNT: &str = select_account!("id = $1");
+    pub const FIND_ACCOUNT: &str =
+        select_account!("institution_code = $1 AND user_id = $2 AND deleted_at IS NULL");
+    pub const COUNT_ACCOUNTS_OF_TYPE: &str =
+        "SELECT COUNT(*) AS n FROM accounts WHERE account_type = $1 AND deleted_at IS NULL";
+    pub const DELETE_ACCOUNT: &str =
+        "UPDATE accounts SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL";
+    /// One statement, so concurrent failures never lose an increment.
+    pub const RECORD_FAILURE: &str = "\
+        UPDATE accounts SET failed_attempts = failed_attempts + 1 WHERE id = $1 \
+        RETURNING failed_attempts";
+    pub const RECORD_SUCCESS: &str =
+        "UPDATE accounts SET failed_attempts = 0, last_login_at = $2 WHERE id = $1";
+    /// Unlocking (`none`) also clears the failure count, so the next failure starts afresh.
+    pub const SET_LOCK: &str = "\
+        UPDATE accounts SET lock_state = $2, locked_at = $3, \
+            failed_attempts = CASE WHEN $2 = 'none' THEN 0 ELSE failed_attempts END \
+        WHERE id = $1";
+    pub const SET_CREDENTIAL: &str = "\
+        UPDATE accounts SET password_hash = $2, initial_issued_at = $3, initial_sealed = $4, \
+            password_changed_at = $5, failed_attempts = 0 \
+        WHERE id = $1";
+
+    pub const INSERT_CLIENT: &str = "\
+        INSERT INTO clients (client_id, secret_hash, redirect_uris, post_logout_redirect_uris, \
+            grant_types, scopes, backchannel_logout_uri, signing_alg, created_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    pub const SELECT_CLIENT: &str = "\
+        SELECT client_id, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, \
+            scopes, backchannel_logout_uri, signing_alg, created_at \
+        FROM clients WHERE client_id = $1";
+
+    pub const INSERT_SIGNING_KEY: &str = "\
+        INSERT INTO signing_keys (kid, alg, public_jwk, private_sealed, created_at, retired_at) \
+        VALUES ($1, $2, $3, $4, $5, $6)";
+    pub const LIST_SIGNING_KEYS: &str = "\
+        SELECT kid, alg, public_jwk, private_sealed, created_at, retired_at \
+        FROM signing_keys ORDER BY created_at, kid";
+    /// Retiring twice keeps the first retirement time.
+    pub const RETIRE_SIGNING_KEY: &str =
+        "UPDATE signing_keys SET retired_at = COALESCE(retired_at, $2) WHERE kid = $1";
+
+    pub const INSERT_SESSION: &str = "\
+        INSERT INTO sessions (id_hash, account_id, institution_settings_version, auth_time, amr, \
+            created_at, last_seen_at, expires_at, ip, user_agent) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    pub const SELECT_SESSION: &str = "\
+        SELECT id_hash, account_id, institution_settings_version, auth_time, amr, created_at, \
+            last_seen_at, expires_at, ip, user_agent \
+        FROM sessions WHERE id_hash = $1";
+    pub const TOUCH_SESSION: &str = "UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1";
+    pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE id_hash = $1";
+    pub const DELETE_SESSIONS_OF_ACCOUNT: &str = "DELETE FROM sessions WHERE account_id = $1";
+
+    pub const INSERT_AUDIT: &str = "\
+        INSERT INTO audit_events (at, kind, actor_account_id, actor, target_account_id, target, \
+            institution_code, ip, user_agent, result, reason) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    /// `from` is inclusive, `to` exclusive; an absent bound or filter matches everything.
+    pub const LIST_AUDIT: &str = "\
+        SELECT seq, at, kind, actor_account_id, actor, target_account_id, target, \
+            institution_code, ip, user_agent, result, reason \
+        FROM audit_events \
+        WHERE ($1 IS NULL OR at >= $1) AND ($2 IS NULL OR at < $2) \
+            AND ($3 IS NULL OR kind = $3) AND ($4 IS NULL OR institution_code = $4) \
+        ORDER BY at, seq LIMIT $5";
+}
+
+/// Expands the shared `impl Store` for `$store` over the sqlx database `$db`.
+///
+/// The invoking module provides `BACKEND` (the name for logs), `MIGRATOR` (its
+/// `sqlx::migrate!` folder), `$store::begin_write` (how that backend opens a write transaction)
+/// and `Encode`/`Type` for [`Timestamp`]. Everything else is written once, here.
+macro_rules! impl_store {
+    ($store:ident, $db:ty) => {
+        mod shared {
+            use super::{BACKEND, MIGRATOR, $store};
+            use async_trait::async_trait;
+            use policies::lockout::LockState;
+            use policies::{AccountType, InstitutionCode};
+            use sqlx::Row as _;
+            use time::OffsetDateTime;
+            use uuid::Uuid;
+
+            use $crate::common::{
+                db, expect_one, from_json, on_write, parse_account_type, parse_code, parse_kind,
+                parse_lock, second_factor, sql, to_json, ts, ts_opt,
+            };
+            use $crate::{
+                Account, AuditEvent, AuditFilter, AuditResult, Client, Credential, Institution,
+                NewAccount, NewAuditEvent, NewInstitution, Result, Session, SigningKey, Store,
+                StoreError,
+            };
+
+            type Row = <$db as sqlx::Database>::Row;
+            type Conn = <$db as sqlx::Database>::Connection;
+
+            /// Reads one column; a missing column or an undecodable value is `Corrupt`, never a
+            /// panic.
+            fn col<'r, T>(row: &'r Row, name: &str) -> Result<T>
+            where
+                T: sqlx::Decode<'r, $db> + sqlx::Type<$db>,
+            {
+                row.try_get(name)
+                    .map_err(|e| $crate::common::corrupt(name, e))
+            }
+
+            fn institution_from_row(row: &Row) -> Result<Institution> {
+                let code = parse_code(&col::<String>(row, "code")?)?;
+                Ok(Institution {
+                    kind: parse_kind(&col::<String>(row, "kind")?, &code)?,
+                    code,
+                    name: col(row, "name")?,
+                    usage_start: col(row, "usage_start")?,
+                    settings: from_json("settings", &col::<String>(row, "settings")?)?,
+                    settings_version: col(row, "settings_version")?,
+                    created_at: col(row, "created_at")?,
+                })
+            }
+
+            fn account_from_row(row: &Row) -> Result<Account> {
+                Ok(Account {
+                    id: col(row, "id")?,
+                    institution_code: parse_code(&col::<String>(row, "institution_code")?)?,
+                    account_type: parse_account_type(&col::<String>(row, "account_type")?)?,
+                    user_id: col(row, "user_id")?,
+                    name: col(row, "name")?,
+                    name_kana: col(row, "name_kana")?,
+                    enabled: col(row, "enabled")?,
+                    lock: parse_lock(&col::<String>(row, "lock_state")?)?,
+                    locked_at: col(row, "locked_at")?,
+                    failed_attempts: col(row, "failed_attempts")?,
+                    usage_start: col(row, "usage_start")?,
+                    usage_end: col(row, "usage_end")?,
+                    second_factor: second_factor(
+                        col(row, "second_factor_method")?,
+                        col(row, "second_factor_email")?,
+                        col(row, "second_factor_phone")?,
+                        col(row, "second_factor_verified")?,
+                    )?,
+                    credential: Credential {
+                        hash: col(row, "password_hash")?,
+                        initial_issued_at: col(row, "initial_issued_at")?,
+                        initial_sealed: col(row, "initial_sealed")?,
+                        changed_at: col(row, "password_changed_at")?,
+                    },
+                    notice_issued: col(row, "notice_issued")?,
+                    last_login_at: col(row, "last_login_at")?,
+                    created_by: col(row, "created_by")?,
+                    created_at: col(row, "created_at")?,
+                    deleted_at: col(row, "deleted_at")?,
+                })
+            }
+
+            fn client_from_row(row: &Row) -> Result<Client> {
+                Ok(Client {
+                    client_id: col(row, "client_id")?,
+                    secret_hash: col(row, "secret_hash")?,
+                    redirect_uris: from_json(
+                        "redirect_uris",
+                        &col::<String>(row, "redirect_uris")?,
+                    )?,
+                    post_logout_redirect_uris: from_json(
+                        "post_logout_redirect_uris",
+                        &col::<String>(row, "post_logout_redirect_uris")?,
+                    )?,
+                    grant_types: from_json("grant_types", &col::<String>(row, "grant_types")?)?,
+                    scopes: from_json("scopes", &col::<String>(row, "scopes")?)?,
+                    backchannel_logout_uri: col(row, "backchannel_logout_uri")?,
+                    signing_alg: col(row, "signing_alg")?,
+                    created_at: col(row, "created_at")?,
+                })
+            }
+
+            fn signing_key_from_row(row: &Row) -> Result<SigningKey> {
+                Ok(SigningKey {
+                    kid: col(row, "kid")?,
+                    alg: col(row, "alg")?,
+                    public_jwk: from_json("public_jwk", &col::<String>(row, "public_jwk")?)?,
+                    private_sealed: col(row, "private_sealed")?,
+                    created_at: col(row, "created_at")?,
+                    retired_at: col(row, "retired_at")?,
+                })
+            }
+
+            fn session_from_row(row: &Row) -> Result<Session> {
+                Ok(Session {
+                    id_hash: col(row, "id_hash")?,
+                    account_id: col(row, "account_id")?,
+                    institution_settings_version: col(row, "institution_settings_version")?,
+                    auth_time: col(row, "auth_time")?,
+                    amr: from_json("amr", &col::<String>(row, "amr")?)?,
+                    created_at: col(row, "created_at")?,
+                    last_seen_at: col(row, "last_seen_at")?,
+                    expires_at: col(row, "expires_at")?,
+                    ip: col(row, "ip")?,
+                    user_agent: col(row, "user_agent")?,
+                })
+            }
+
+            fn audit_from_row(row: &Row) -> Result<AuditEvent> {
+                let result = match col::<String>(row, "result")?.as_str() {
+                    "success" => AuditResult::Success,
+                    "failure" => AuditResult::Failure,
+                    other => {
+                        return Err($crate::common::corrupt(
+                            "result",
+                            format!("unknown {other:?}"),
+                        ));
+                    }
+                };
+                Ok(AuditEvent {
+                    seq: col(row, "seq")?,
+                    event: NewAuditEvent {
+                        at: col(row, "at")?,
+                        kind: col(row, "kind")?,
+                        actor_account_id: col(row, "actor_account_id")?,
+                        actor: col(row, "actor")?,
+                        target_account_id: col(row, "target_account_id")?,
+                        target: col(row, "target")?,
+                        institution_code: col(row, "institution_code")?,
+                        ip: col(row, "ip")?,
+                        user_agent: col(row, "user_agent")?,
+                        result,
+                        reason: col(row, "reason")?,
+                    },
+                })
+            }
+
+            async fn insert_account(conn: &mut Conn, account: &NewAccount) -> Result<()> {
+                let factor = account.second_factor.as_ref();
+                sqlx::query(sql::INSERT_ACCOUNT)
+                    .bind(account.id)
+                    .bind(account.institution_code.as_str())
+                    .bind(account.account_type.as_str())
+                    .bind(&account.user_id)
+                    .bind(&account.name)
+                    .bind(&account.name_kana)
+                    .bind(account.usage_start)
+                    .bind(account.usage_end)
+                    .bind(factor.map(|f| f.method.as_str()))
+                    .bind(factor.and_then(|f| f.email.as_deref()))
+                    .bind(factor.and_then(|f| f.phone.as_deref()))
+                    .bind(factor.is_some_and(|f| f.verified))
+                    .bind(&account.credential.hash)
+                    .bind(ts_opt(account.credential.initial_issued_at))
+                    .bind(account.credential.initial_sealed.as_deref())
+                    .bind(ts_opt(account.credential.changed_at))
+                    .bind(account.created_by)
+                    .bind(ts(account.created_at))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(on_write("account"))?;
+                Ok(())
+            }
+
+            async fn insert_audit(conn: &mut Conn, event: &NewAuditEvent) -> Result<()> {
+                sqlx::query(sql::INSERT_AUDIT)
+                    .bind(ts(event.at))
+                    .bind(&event.kind)
+                    .bind(event.actor_account_id)
+                    .bind(&event.actor)
+                    .bind(event.target_account_id)
+                    .bind(event.target.as_deref())
+                    .bind(event.institution_code.as_deref())
+                    .bind(event.ip.as_deref())
+                    .bind(event.user_agent.as_deref())
+                    .bind(event.result.as_str())
+                    .bind(event.reason.as_deref())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db)?;
+                Ok(())
+            }
+
+            async fn fetch_account(conn: &mut Conn, id: Uuid) -> Result<Option<Account>> {
+                let row = sqlx::query(sql::SELECT_ACCOUNT)
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db)?;
+                row.as_ref().map(account_from_row).transpose()
+            }
+
+            #[async_trait]
+            impl Store for $store {
+                fn backend(&self) -> &'static str {
+                    BACKEND
+                }
+
+                async fn migrate(&self) -> Result<()> {
+                    MIGRATOR.run(&self.pool).await?;
+                    Ok(())
+                }
+
+                async fn ping(&self) -> Result<()> {
+                    sqlx::query(sql::PING)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    Ok(())
+                }
+
+                async fn create_institution(
+                    &self,
+                    institution: NewInstitution,
+                    master: NewAccount,
+                    master_reset: NewAccount,
+                    audit: Vec<NewAuditEvent>,
+                ) -> Result<Institution> {
+                    let mut tx = self.begin_write().await?;
+                    sqlx::query(sql::INSERT_INSTITUTION)
+                        .bind(institution.code.as_str())
+                        .bind(&institution.name)
+                        .bind(institution.code.kind().as_str())
+                        .bind(institution.usage_start)
+                        .bind(ts(institution.created_at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(on_write("institution"))?;
+                    insert_account(&mut tx, &master).await?;
+                    insert_account(&mut tx, &master_reset).await?;
+                    for event in &audit {
+                        insert_audit(&mut tx, event).await?;
+                    }
+                    let row = sqlx::query(sql::SELECT_INSTITUTION)
+                        .bind(institution.code.as_str())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    let created = institution_from_row(&row)?;
+                    tx.commit().await.map_err(db)?;
+                    Ok(created)
+                }
+
+                async fn get_institution(
+                    &self,
+                    code: &InstitutionCode,
+                ) -> Result<Option<Institution>> {
+                    let row = sqlx::query(sql::SELECT_INSTITUTION)
+                        .bind(code.as_str())
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    row.as_ref().map(institution_from_row).transpose()
+                }
+
+                async fn list_institutions(&self) -> Result<Vec<Institution>> {
+                    let rows = sqlx::query(sql::LIST_INSTITUTIONS)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    rows.iter().map(institution_from_row).collect()
+                }
+
+                async fn create_account(
+                    &self,
+                    account: NewAccount,
+                    audit: NewAuditEvent,
+                ) -> Result<Account> {
+                    let mut tx = self.begin_write().await?;
+                    insert_account(&mut tx, &account).await?;
+                    insert_audit(&mut tx, &audit).await?;
+                    let created = fetch_account(&mut tx, account.id).await?.ok_or_else(|| {
+                        StoreError::Corrupt("account vanished after insert".into())
+                    })?;
+                    tx.commit().await.map_err(db)?;
+                    Ok(created)
+                }
+
+                async fn get_account(&self, id: Uuid) -> Result<Option<Account>> {
+                    let mut conn = self.pool.acquire().await.map_err(db)?;
+                    fetch_account(&mut conn, id).await
+                }
+
+                async fn find_account(
+                    &self,
+                    institution: &InstitutionCode,
+                    user_id: &str,
+                ) -> Result<Option<Account>> {
+                    let row = sqlx::query(sql::FIND_ACCOUNT)
+                        .bind(institution.as_str())
+                        .bind(user_id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    row.as_ref().map(account_from_row).transpose()
+                }
+
+                async fn count_accounts_of_type(&self, account_type: AccountType) -> Result<i64> {
+                    let row = sqlx::query(sql::COUNT_ACCOUNTS_OF_TYPE)
+                        .bind(account_type.as_str())
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    col(&row, "n")
+                }
+
+                async fn delete_account(&self, id: Uuid, now: OffsetDateTime) -> Result<()> {
+                    let done = sqlx::query(sql::DELETE_ACCOUNT)
+                        .bind(id)
+                        .bind(ts(now))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    expect_one(done.rows_affected())
+                }
+
+                async fn record_failure(&self, id: Uuid) -> Result<i64> {
+                    let row = sqlx::query(sql::RECORD_FAILURE)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?
+                        .ok_or(StoreError::NotFound)?;
+                    col(&row, "failed_attempts")
+                }
+
+                async fn record_success(&self, id: Uuid, now: OffsetDateTime) -> Result<()> {
+                    let done = sqlx::query(sql::RECORD_SUCCESS)
+                        .bind(id)
+                        .bind(ts(now))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    expect_one(done.rows_affected())
+                }
+
+                async fn set_lock(
+                    &self,
+                    id: Uuid,
+                    lock: LockState,
+                    at: Option<OffsetDateTime>,
+                ) -> Result<()> {
+                    let done = sqlx::query(sql::SET_LOCK)
+                        .bind(id)
+                        .bind(lock.as_str())
+                        .bind(ts_opt(at))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    expect_one(done.rows_affected())
+                }
+
+                async fn set_credential(&self, id: Uuid, credential: Credential) -> Result<()> {
+                    let done = sqlx::query(sql::SET_CREDENTIAL)
+                        .bind(id)
+                        .bind(&credential.hash)
+                        .bind(ts_opt(credential.initial_issued_at))
+                        .bind(credential.initial_sealed.as_deref())
+                        .bind(ts_opt(credential.changed_at))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    expect_one(done.rows_affected())
+                }
+
+                async fn create_client(&self, client: Client, audit: NewAuditEvent) -> Result<()> {
+                    let mut tx = self.begin_write().await?;
+                    sqlx::query(sql::INSERT_CLIENT)
+                        .bind(&client.client_id)
+                        .bind(client.secret_hash.as_deref())
+                        .bind(to_json(&client.redirect_uris)?)
+                        .bind(to_json(&client.post_logout_redirect_uris)?)
+                        .bind(to_json(&client.grant_types)?)
+                        .bind(to_json(&client.scopes)?)
+                        .bind(client.backchannel_logout_uri.as_deref())
+                        .bind(&client.signing_alg)
+                        .bind(ts(client.created_at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(on_write("client"))?;
+                    insert_audit(&mut tx, &audit).await?;
+                    tx.commit().await.map_err(db)
+                }
+
+                async fn get_client(&self, client_id: &str) -> Result<Option<Client>> {
+                    let row = sqlx::query(sql::SELECT_CLIENT)
+                        .bind(client_id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    row.as_ref().map(client_from_row).transpose()
+                }
+
+                async fn insert_signing_key(&self, key: SigningKey) -> Result<()> {
+                    sqlx::query(sql::INSERT_SIGNING_KEY)
+                        .bind(&key.kid)
+                        .bind(&key.alg)
+                        .bind(to_json(&key.public_jwk)?)
+                        .bind(&key.private_sealed)
+                        .bind(ts(key.created_at))
+                        .bind(ts_opt(key.retired_at))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(on_write("signing_key"))?;
+                    Ok(())
+                }
+
+                async fn list_signing_keys(&self) -> Result<Vec<SigningKey>> {
+                    let rows = sqlx::query(sql::LIST_SIGNING_KEYS)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    rows.iter().map(signing_key_from_row).collect()
+                }
+
+                async fn retire_signing_key(&self, kid: &str, at: OffsetDateTime) -> Result<()> {
+                    let done = sqlx::query(sql::RETIRE_SIGNING_KEY)
+                        .bind(kid)
+                        .bind(ts(at))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    expect_one(done.rows_affected())
+                }
+
+                async fn create_session(&self, session: Session) -> Result<()> {
+                    sqlx::query(sql::INSERT_SESSION)
+                        .bind(&session.id_hash)
+                        .bind(session.account_id)
+                        .bind(session.institution_settings_version)
+                        .bind(ts(session.auth_time))
+                        .bind(to_json(&session.amr)?)
+                        .bind(ts(session.created_at))
+                        .bind(ts(session.last_seen_at))
+                        .bind(ts(session.expires_at))
+                        .bind(session.ip.as_deref())
+                        .bind(session.user_agent.as_deref())
+                        .execute(&self.pool)
+                        .await
+                        .map_err(on_write("session"))?;
+                    Ok(())
+                }
+
+                async fn get_session(&self, id_hash: &str) -> Result<Option<Session>> {
+                    let row = sqlx::query(sql::SELECT_SESSION)
+                        .bind(id_hash)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    row.as_ref().map(session_from_row).transpose()
+                }
+
+                async fn touch_session(&self, id_hash: &str, at: OffsetDateTime) -> Result<()> {
+                    let done = sqlx::query(sql::TOUCH_SESSION)
+                        .bind(id_hash)
+                        .bind(ts(at))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    expect_one(done.rows_affected())
+                }
+
+                async fn delete_session(&self, id_hash: &str) -> Result<()> {
+                    sqlx::query(sql::DELETE_SESSION)
+                        .bind(id_hash)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    Ok(())
+                }
+
+                async fn delete_sessions_of_account(&self, account_id: Uuid) -> Result<u64> {
+                    let done = sqlx::query(sql::DELETE_SESSIONS_OF_ACCOUNT)
+                        .bind(account_id)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    Ok(done.rows_affected())
+                }
+
+                async fn append_audit(&self, event: NewAuditEvent) -> Result<()> {
+                    let mut conn = self.pool.acquire().await.map_err(db)?;
+                    insert_audit(&mut conn, &event).await
+                }
+
+                async fn list_audit(
+                    &self,
+                    filter: &AuditFilter,
+                    limit: i64,
+                ) -> Result<Vec<AuditEvent>> {
+                    let rows = sqlx::query(sql::LIST_AUDIT)
+                        .bind(ts_opt(filter.from))
+                        .bind(ts_opt(filter.to))
+                        .bind(filter.kind.as_deref())
+                        .bind(filter.institution_code.as_deref())
+                        .bind(limit.max(0))
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    rows.iter().map(audit_from_row).collect()
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use impl_store;

@@ -1,0 +1,151 @@
+//! Sekimori's storage: the [`Store`] trait, its two backends and their migrations.
+//!
+//! Architecture Invariant: SQL lives only in this crate. Callers see records from [`model`] and
+//! [`StoreError`]; they never learn which backend runs. The backend is chosen once, by
+//! [`connect`], from the database URL.
+//!
+//! Architecture Invariant: every operation that must be all-or-nothing (an institution with its
+//! two master accounts, a counter update) is a single trait method that runs in one transaction
+//! or one atomic statement, so no caller can half-write.
+
+mod common;
+pub mod model;
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use policies::InstitutionCode;
+use policies::lockout::LockState;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub use model::*;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was violated; the payload names what collided (e.g. `institution`,
+    /// `account`, `client`), never the value.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error("unsupported database URL (expected sqlite://… or postgres://…)")]
+    UnsupportedUrl,
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Everything Sekimori persists. One implementation per backend; the contract suite in
+/// `store/tests/contract.rs` runs the same story against both.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is, for logs and `/readyz`: `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Applies pending migrations of this backend's folder.
+    async fn migrate(&self) -> Result<()>;
+
+    /// Cheap round trip used by `/readyz`.
+    async fn ping(&self) -> Result<()>;
+
+    // Institutions.
+
+    /// Creates an institution and its `master` and `master_reset` accounts in one transaction,
+    /// with the audit events that record it. Conflict if the code or a user ID is taken.
+    async fn create_institution(
+        &self,
+        institution: NewInstitution,
+        master: NewAccount,
+        master_reset: NewAccount,
+        audit: Vec<NewAuditEvent>,
+    ) -> Result<Institution>;
+    async fn get_institution(&self, code: &InstitutionCode) -> Result<Option<Institution>>;
+    async fn list_institutions(&self) -> Result<Vec<Institution>>;
+
+    // Accounts.
+
+    /// Inserts an account and its audit event in one transaction. Conflict if the user ID was
+    /// ever used in that institution, including by a deleted account; NotFound if the
+    /// institution does not exist.
+    async fn create_account(&self, account: NewAccount, audit: NewAuditEvent) -> Result<Account>;
+    /// Any account by ID, deleted ones included (check `deleted_at`).
+    async fn get_account(&self, id: Uuid) -> Result<Option<Account>>;
+    /// Looks up a live (not deleted) account by institution and user ID, case-sensitively.
+    async fn find_account(
+        &self,
+        institution: &InstitutionCode,
+        user_id: &str,
+    ) -> Result<Option<Account>>;
+    /// Counts live (not deleted) accounts of a type.
+    async fn count_accounts_of_type(&self, account_type: policies::AccountType) -> Result<i64>;
+    /// Soft-deletes: the row and its user ID stay, so the ID is never reused. NotFound if the
+    /// account is unknown or already deleted.
+    async fn delete_account(&self, id: Uuid, now: OffsetDateTime) -> Result<()>;
+    /// Atomically adds one failure and returns the new count. NotFound if the account is
+    /// unknown (as for every update below).
+    async fn record_failure(&self, id: Uuid) -> Result<i64>;
+    /// Resets the failure count and records the sign-in time.
+    async fn record_success(&self, id: Uuid, now: OffsetDateTime) -> Result<()>;
+    /// Sets the lock state and when it was set. Unlocking (`LockState::None`) also clears the
+    /// failure count, so the next failure starts from one.
+    async fn set_lock(&self, id: Uuid, lock: LockState, at: Option<OffsetDateTime>) -> Result<()>;
+    /// Replaces the credential (password change or reset) and clears the failure count.
+    async fn set_credential(&self, id: Uuid, credential: Credential) -> Result<()>;
+
+    // Clients.
+
+    async fn create_client(&self, client: Client, audit: NewAuditEvent) -> Result<()>;
+    async fn get_client(&self, client_id: &str) -> Result<Option<Client>>;
+
+    // Signing keys.
+
+    async fn insert_signing_key(&self, key: SigningKey) -> Result<()>;
+    /// Every stored key, active and retired, oldest first. The caller publishes the active
+    /// ones and the retired ones whose overlap has not ended.
+    async fn list_signing_keys(&self) -> Result<Vec<SigningKey>>;
+    /// Marks a key retired at `at`; retiring it again keeps the first time. NotFound if unknown.
+    async fn retire_signing_key(&self, kid: &str, at: OffsetDateTime) -> Result<()>;
+
+    // Sessions.
+
+    /// Conflict if the ID hash exists; NotFound if the account does not.
+    async fn create_session(&self, session: Session) -> Result<()>;
+    /// The session, expired or not: the caller compares `expires_at` with its clock.
+    async fn get_session(&self, id_hash: &str) -> Result<Option<Session>>;
+    /// Records activity. NotFound if the session is gone.
+    async fn touch_session(&self, id_hash: &str, at: OffsetDateTime) -> Result<()>;
+    /// Ends a session; ending one that is already gone is not an error.
+    async fn delete_session(&self, id_hash: &str) -> Result<()>;
+    /// Ends every session of an account; returns how many ended.
+    async fn delete_sessions_of_account(&self, account_id: Uuid) -> Result<u64>;
+
+    // Audit.
+
+    async fn append_audit(&self, event: NewAuditEvent) -> Result<()>;
+    /// Events matching the filter, oldest first (by `at`, then `seq`), at most `limit`
+    /// (a negative limit counts as zero).
+    async fn list_audit(&self, filter: &AuditFilter, limit: i64) -> Result<Vec<AuditEvent>>;
+}
+
+/// Opens the backend named by the URL: `sqlite://PATH` (created if missing) or `postgres://…`.
+pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(
+            PostgresStore::connect(url, max_connections).await?,
+        ))
+    } else {
+        Err(StoreError::UnsupportedUrl)
+    }
+}

@@ -1,0 +1,243 @@
+//! The records the store reads and writes. These are storage shapes, not wire formats: the HTTP
+//! surfaces map them to their own request and response types.
+
+use policies::lockout::LockState;
+use policies::{AccountType, InstitutionCode, InstitutionKind};
+use serde::{Deserialize, Serialize};
+use time::{Date, OffsetDateTime};
+use uuid::Uuid;
+
+/// Security settings an institution may tune within the deployment's bounds (SPEC §6, §7).
+/// Stored as JSON; a change bumps the institution's `settings_version`, which ends every session
+/// and refresh token issued under the previous version.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InstitutionSettings {
+    /// Require the second factor everywhere, not only outside trusted networks.
+    pub second_factor_everywhere: bool,
+    /// Consecutive failures that lock an account; `None` uses the deployment default.
+    pub lockout_threshold: Option<u32>,
+    /// Optional login hours in Asia/Tokyo, as `HH:MM` strings.
+    pub login_hours: Option<LoginHoursSetting>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginHoursSetting {
+    pub start: String,
+    pub end: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewInstitution {
+    pub code: InstitutionCode,
+    pub name: String,
+    pub usage_start: Date,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Institution {
+    pub code: InstitutionCode,
+    pub name: String,
+    pub kind: InstitutionKind,
+    pub usage_start: Date,
+    pub settings: InstitutionSettings,
+    pub settings_version: i64,
+    pub created_at: OffsetDateTime,
+}
+
+/// Second-factor methods (SPEC §7). Codes 1/2/3 are the seed's method codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecondFactorMethod {
+    Email,
+    Sms,
+    Voice,
+}
+
+impl SecondFactorMethod {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SecondFactorMethod::Email => "email",
+            SecondFactorMethod::Sms => "sms",
+            SecondFactorMethod::Voice => "voice",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "email" => Some(SecondFactorMethod::Email),
+            "sms" => Some(SecondFactorMethod::Sms),
+            "voice" => Some(SecondFactorMethod::Voice),
+            _ => None,
+        }
+    }
+}
+
+/// A registered second-factor destination. `verified` is false until the user confirmed a code
+/// sent to it; an admin-registered first destination counts as verified (SPEC §7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecondFactor {
+    pub method: SecondFactorMethod,
+    pub email: Option<String>,
+    /// E.164, e.g. `+819012345678`.
+    pub phone: Option<String>,
+    pub verified: bool,
+}
+
+/// A password hash together with the state the policies need (SPEC §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// PHC string (argon2id).
+    pub hash: String,
+    /// Set while the account is on a system-issued initial password.
+    pub initial_issued_at: Option<OffsetDateTime>,
+    /// The initial password, sealed with the key-encryption key, kept only while it is current
+    /// and unexpired so that a notice can be printed (SPEC §5, §9).
+    pub initial_sealed: Option<Vec<u8>>,
+    pub changed_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub id: Uuid,
+    pub institution_code: InstitutionCode,
+    pub account_type: AccountType,
+    pub user_id: String,
+    pub name: String,
+    pub name_kana: String,
+    pub usage_start: Date,
+    pub usage_end: Date,
+    pub second_factor: Option<SecondFactor>,
+    pub credential: Credential,
+    pub created_by: Option<Uuid>,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Account {
+    /// Stable internal identifier; also the OIDC `sub`.
+    pub id: Uuid,
+    pub institution_code: InstitutionCode,
+    pub account_type: AccountType,
+    pub user_id: String,
+    pub name: String,
+    pub name_kana: String,
+    pub enabled: bool,
+    pub lock: LockState,
+    pub locked_at: Option<OffsetDateTime>,
+    pub failed_attempts: i64,
+    pub usage_start: Date,
+    pub usage_end: Date,
+    pub second_factor: Option<SecondFactor>,
+    pub credential: Credential,
+    pub notice_issued: bool,
+    pub last_login_at: Option<OffsetDateTime>,
+    pub created_by: Option<Uuid>,
+    pub created_at: OffsetDateTime,
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
+/// A registered relying party (SPEC §8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub client_id: String,
+    /// PHC string of the client secret; `None` for public clients.
+    pub secret_hash: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    pub backchannel_logout_uri: Option<String>,
+    /// JWS algorithm for this client's tokens: `RS256`, `ES256` or `EdDSA`.
+    pub signing_alg: String,
+    pub created_at: OffsetDateTime,
+}
+
+impl Client {
+    pub fn is_public(&self) -> bool {
+        self.secret_hash.is_none()
+    }
+}
+
+/// A signing key. The private part is sealed with the key-encryption key; only the public JWK
+/// is ever served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    pub kid: String,
+    pub alg: String,
+    pub public_jwk: serde_json::Value,
+    pub private_sealed: Vec<u8>,
+    pub created_at: OffsetDateTime,
+    /// Set when a newer key of the same algorithm took over; the key stays published until
+    /// every token it signed has expired.
+    pub retired_at: Option<OffsetDateTime>,
+}
+
+/// A server-side browser session. The cookie carries a random value; only its SHA-256 is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id_hash: String,
+    pub account_id: Uuid,
+    pub institution_settings_version: i64,
+    pub auth_time: OffsetDateTime,
+    pub amr: Vec<String>,
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditResult {
+    Success,
+    Failure,
+}
+
+impl AuditResult {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AuditResult::Success => "success",
+            AuditResult::Failure => "failure",
+        }
+    }
+}
+
+/// An append-only audit record (SPEC §9). Never carries a password, code, token or secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAuditEvent {
+    pub at: OffsetDateTime,
+    /// Dotted kind, e.g. `institution.create`, `login.failure`.
+    pub kind: String,
+    pub actor_account_id: Option<Uuid>,
+    /// Human-readable actor, e.g. `cli` or `0000000000/admin1`.
+    pub actor: String,
+    pub target_account_id: Option<Uuid>,
+    pub target: Option<String>,
+    pub institution_code: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub result: AuditResult,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    pub seq: i64,
+    pub event: NewAuditEvent,
+}
+
+/// Which audit events to list; `None` fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Inclusive lower bound on `at`.
+    pub from: Option<OffsetDateTime>,
+    /// Exclusive upper bound on `at`.
+    pub to: Option<OffsetDateTime>,
+    /// Exact kind, e.g. `login.failure`.
+    pub kind: Option<String>,
+    /// Exact institution code.
+    pub institution_code: Option<String>,
+}

@@ -1,0 +1,55 @@
+//! The PostgreSQL backend, for deployments with more than one server.
+//!
+//! Only what differs from SQLite lives here: connecting, the migration folder, opening a write
+//! transaction and the encoding of timestamps (native `TIMESTAMPTZ`). The `Store` methods
+//! themselves come from [`crate::common::impl_store!`].
+
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::postgres::{PgPoolOptions, PgTypeInfo};
+use sqlx::{Database, Encode, PgPool, Postgres, Transaction, Type};
+use time::OffsetDateTime;
+
+use crate::common::{Timestamp, db, impl_store};
+
+const BACKEND: &str = "postgres";
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to a `postgres://…` URL. Does not migrate; call [`crate::Store::migrate`].
+    pub async fn connect(url: &str, max_connections: u32) -> crate::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect(url)
+            .await
+            .map_err(db)?;
+        Ok(Self { pool })
+    }
+
+    /// PostgreSQL's default READ COMMITTED transaction is enough: every read-modify-write is a
+    /// single statement.
+    async fn begin_write(&self) -> crate::Result<Transaction<'static, Postgres>> {
+        self.pool.begin().await.map_err(db)
+    }
+}
+
+impl Type<Postgres> for Timestamp {
+    fn type_info() -> PgTypeInfo {
+        <OffsetDateTime as Type<Postgres>>::type_info()
+    }
+}
+
+impl Encode<'_, Postgres> for Timestamp {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Postgres as Database>::ArgumentBuffer,
+    ) -> Result<IsNull, BoxDynError> {
+        Encode::<Postgres>::encode(self.normalized(), buf)
+    }
+}
+
+impl_store!(PostgresStore, sqlx::Postgres);

@@ -1,0 +1,88 @@
+//! The SQLite backend: one database file in WAL mode, for single-server deployments.
+//!
+//! Only what differs from PostgreSQL lives here: connection options, the migration folder,
+//! `BEGIN IMMEDIATE` for write transactions and the text encoding of timestamps. The `Store`
+//! methods themselves come from [`crate::common::impl_store!`].
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous, SqliteTypeInfo,
+};
+use sqlx::{Database, Encode, Sqlite, SqlitePool, Transaction, Type};
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+use crate::StoreError;
+use crate::common::{Timestamp, db, impl_store};
+
+const BACKEND: &str = "sqlite";
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// How long a connection waits for another writer before giving up with `SQLITE_BUSY`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing, with its parent directory) the database file named by a
+    /// `sqlite://PATH` URL. Does not migrate; call [`crate::Store::migrate`].
+    pub async fn connect(url: &str, max_connections: u32) -> crate::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(db)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        if !is_in_memory(url)
+            && let Some(parent) = options.get_filename().parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(options)
+            .await
+            .map_err(db)?;
+        Ok(Self { pool })
+    }
+
+    /// Write transactions take the write lock up front. A deferred transaction that reads and
+    /// then writes must upgrade its lock, and that upgrade fails with `SQLITE_BUSY` at once
+    /// (the busy timeout does not apply) when another connection wrote in between.
+    async fn begin_write(&self) -> crate::Result<Transaction<'static, Sqlite>> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+    }
+}
+
+fn is_in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+impl Type<Sqlite> for Timestamp {
+    fn type_info() -> SqliteTypeInfo {
+        <OffsetDateTime as Type<Sqlite>>::type_info()
+    }
+}
+
+impl Encode<'_, Sqlite> for Timestamp {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Sqlite as Database>::ArgumentBuffer,
+    ) -> Result<IsNull, BoxDynError> {
+        let format = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+        );
+        Encode::<Sqlite>::encode(self.normalized().format(&format)?, buf)
+    }
+}
+
+impl_store!(SqliteStore, sqlx::Sqlite);

@@ -1,0 +1,1092 @@
+//! The store contract: one story, run against every backend.
+//!
+//! Each story is an async function taking a [`Ctx`] (the store as `Arc<dyn Store>` plus a raw
+//! pool on the same database for what the trait deliberately cannot do, such as trying to
+//! rewrite the audit log). [`contract!`] turns every story into two tests, `<story>::sqlite` and
+//! `<story>::postgres`, each on a fresh database:
+//!
+//! - SQLite: a new file in its own temporary directory (inside a `data/` folder the store must
+//!   create).
+//! - PostgreSQL: a new `sekimori_test_<uuid>` database created through `TEST_DATABASE_URL`
+//!   (e.g. `postgres://postgres@127.0.0.1:5432/test`) and dropped afterwards, best-effort. Without
+//!   that variable the PostgreSQL half is skipped with a note, except under `CI=true`, where it
+//!   fails.
+//!
+//! Timestamps are truncated to whole microseconds before they are stored: PostgreSQL keeps
+//! microseconds, and the store normalizes SQLite to the same precision.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use policies::lockout::LockState;
+use policies::{AccountType, InstitutionCode, InstitutionKind};
+use sqlx::{AssertSqlSafe, Connection, PgPool, SqlitePool};
+use store::{
+    Account, AuditEvent, AuditFilter, AuditResult, Client, Credential, InstitutionSettings,
+    NewAccount, NewAuditEvent, NewInstitution, SecondFactor, SecondFactorMethod, Session,
+    SigningKey, Store, StoreError,
+};
+use time::macros::{date, datetime};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+// ---------------------------------------------------------------------------------------------
+// Harness.
+// ---------------------------------------------------------------------------------------------
+
+/// What a story gets: the store under test and a raw pool on the same database.
+struct Ctx {
+    store: Arc<dyn Store>,
+    raw: Raw,
+}
+
+enum Raw {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Raw {
+    /// Runs one statement outside the store, returning the driver's verdict.
+    async fn execute(&self, sql: &'static str) -> Result<u64, sqlx::Error> {
+        match self {
+            Raw::Sqlite(pool) => sqlx::query(sql)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()),
+            Raw::Postgres(pool) => sqlx::query(sql)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()),
+        }
+    }
+}
+
+/// Makes `<story>::sqlite` and `<story>::postgres` tests from each story function.
+macro_rules! contract {
+    ($($story:ident),* $(,)?) => {$(
+        mod $story {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::on_sqlite(super::$story).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::on_postgres(super::$story).await;
+            }
+        }
+    )*};
+}
+
+async fn open(url: &str) -> Arc<dyn Store> {
+    let store = store::connect(url, 5).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    store
+}
+
+async fn on_sqlite<F, Fut>(story: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}/data/sekimori.db", dir.path().display());
+    let store = open(&url).await;
+    assert_eq!(store.backend(), "sqlite");
+    let raw = SqlitePool::connect(&url).await.expect("raw sqlite pool");
+    story(Ctx {
+        store,
+        raw: Raw::Sqlite(raw.clone()),
+    })
+    .await;
+    raw.close().await;
+}
+
+/// The server URL from `TEST_DATABASE_URL`; `None` (skip) when unset, a failure under CI.
+fn postgres_server_url() -> Option<String> {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!(
+                "CI=true but TEST_DATABASE_URL is not set: the PostgreSQL contract must run in CI"
+            )
+        }
+        _ => {
+            eprintln!("note: TEST_DATABASE_URL is not set; skipping the PostgreSQL variant");
+            None
+        }
+    }
+}
+
+/// Replaces the database name in a `postgres://user@host:port/db?params` URL.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{server}/{database}?{query}"),
+        None => format!("{server}/{database}"),
+    }
+}
+
+async fn on_postgres<F, Fut>(story: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(server) = postgres_server_url() else {
+        return;
+    };
+    let database = format!("sekimori_test_{}", Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&server)
+        .await
+        .expect("connect to TEST_DATABASE_URL");
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {database}")))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
+
+    let url = with_database(&server, &database);
+    let store = open(&url).await;
+    assert_eq!(store.backend(), "postgres");
+    let raw = PgPool::connect(&url).await.expect("raw postgres pool");
+    // The story runs in its own task so that a failed assertion still reaches the cleanup.
+    let outcome = tokio::spawn(story(Ctx {
+        store,
+        raw: Raw::Postgres(raw.clone()),
+    }))
+    .await;
+    raw.close().await;
+
+    let dropped = sqlx::raw_sql(AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await;
+    if let Err(err) = dropped {
+        eprintln!("note: could not drop {database}: {err}");
+    }
+    if let Err(err) = outcome {
+        std::panic::resume_unwind(err.into_panic());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures.
+// ---------------------------------------------------------------------------------------------
+
+/// Now, truncated to the microsecond precision both backends keep.
+fn now() -> OffsetDateTime {
+    micros(OffsetDateTime::now_utc())
+}
+
+fn micros(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000)
+        .expect("valid nanosecond")
+}
+
+fn code(raw: &str) -> InstitutionCode {
+    InstitutionCode::parse_for_login(raw).expect("valid institution code")
+}
+
+/// A medical institution in Tokyo (prefecture 13, score table 1).
+const CLINIC: &str = "1310000001";
+/// A pharmacy in Osaka (prefecture 27, score table 4).
+const PHARMACY: &str = "2740000002";
+
+fn new_institution(raw_code: &str) -> NewInstitution {
+    NewInstitution {
+        code: code(raw_code),
+        name: "せきもり内科クリニック".into(),
+        usage_start: date!(2026 - 04 - 01),
+        // A non-UTC offset: the store must keep the instant.
+        created_at: micros(datetime!(2026-03-15 09:30:00.123456789 +09:00)),
+    }
+}
+
+fn new_account(raw_code: &str, account_type: AccountType, user_id: &str) -> NewAccount {
+    let at = now();
+    NewAccount {
+        id: Uuid::now_v7(),
+        institution_code: code(raw_code),
+        account_type,
+        user_id: user_id.into(),
+        name: "関守 太郎".into(),
+        name_kana: "セキモリ タロウ".into(),
+        usage_start: date!(2026 - 04 - 01),
+        usage_end: date!(2027 - 03 - 31),
+        second_factor: Some(SecondFactor {
+            method: SecondFactorMethod::Sms,
+            email: None,
+            phone: Some("+819012345678".into()),
+            verified: true,
+        }),
+        credential: Credential {
+            hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            initial_issued_at: Some(at),
+            initial_sealed: Some(vec![0, 1, 2, 254, 255]),
+            changed_at: None,
+        },
+        created_by: Some(Uuid::now_v7()),
+        created_at: at,
+    }
+}
+
+fn audit_event(kind: &str, institution: Option<&str>, at: OffsetDateTime) -> NewAuditEvent {
+    NewAuditEvent {
+        at,
+        kind: kind.into(),
+        actor_account_id: Some(Uuid::now_v7()),
+        actor: "cli".into(),
+        target_account_id: None,
+        target: Some("1310000001/master".into()),
+        institution_code: institution.map(Into::into),
+        ip: Some("192.0.2.1".into()),
+        user_agent: Some("contract-test".into()),
+        result: AuditResult::Success,
+        reason: None,
+    }
+}
+
+/// The account a fresh `NewAccount` must read back as.
+fn expected(new: &NewAccount) -> Account {
+    Account {
+        id: new.id,
+        institution_code: new.institution_code.clone(),
+        account_type: new.account_type,
+        user_id: new.user_id.clone(),
+        name: new.name.clone(),
+        name_kana: new.name_kana.clone(),
+        enabled: true,
+        lock: LockState::None,
+        locked_at: None,
+        failed_attempts: 0,
+        usage_start: new.usage_start,
+        usage_end: new.usage_end,
+        second_factor: new.second_factor.clone(),
+        credential: new.credential.clone(),
+        notice_issued: false,
+        last_login_at: None,
+        created_by: new.created_by,
+        created_at: new.created_at,
+        deleted_at: None,
+    }
+}
+
+/// Creates the clinic with its two master accounts; returns (master, master_reset).
+async fn clinic(store: &dyn Store) -> (NewAccount, NewAccount) {
+    let master = new_account(CLINIC, AccountType::Master, "master");
+    let reset = new_account(CLINIC, AccountType::MasterReset, "master_reset");
+    store
+        .create_institution(
+            new_institution(CLINIC),
+            master.clone(),
+            reset.clone(),
+            vec![],
+        )
+        .await
+        .expect("create clinic");
+    (master, reset)
+}
+
+fn assert_conflict<T: std::fmt::Debug>(result: store::Result<T>, what: &str) {
+    match result {
+        Err(StoreError::Conflict(got)) => assert_eq!(got, what),
+        other => panic!("expected Conflict({what}), got {other:?}"),
+    }
+}
+
+fn assert_not_found<T: std::fmt::Debug>(result: store::Result<T>) {
+    assert!(
+        matches!(result, Err(StoreError::NotFound)),
+        "expected NotFound, got {result:?}"
+    );
+}
+
+fn jwk(kid: &str) -> serde_json::Value {
+    serde_json::json!({"kty": "EC", "crv": "P-256", "x": "eA", "y": "eQ", "kid": kid, "use": "sig"})
+}
+
+/// The account with this ID, which must exist (deleted or not).
+async fn account(store: &dyn Store, id: Uuid) -> Account {
+    store
+        .get_account(id)
+        .await
+        .expect("get_account")
+        .expect("account present")
+}
+
+/// The ID of the live account with this user ID in that institution, if any.
+async fn found(store: &dyn Store, institution: &str, user_id: &str) -> Option<Uuid> {
+    let account = store
+        .find_account(&code(institution), user_id)
+        .await
+        .expect("find_account");
+    account.map(|a| a.id)
+}
+
+/// Creates an account with the `account.create` audit event the services would write.
+async fn add_account(store: &dyn Store, account: NewAccount) -> store::Result<Account> {
+    let institution = Some(account.institution_code.as_str());
+    let audit = audit_event("account.create", institution, now());
+    store.create_account(account, audit).await
+}
+
+/// The whole audit log, oldest first.
+async fn audit_log(store: &dyn Store) -> Vec<AuditEvent> {
+    store
+        .list_audit(&all_audit(), 1000)
+        .await
+        .expect("list_audit")
+}
+
+fn all_audit() -> AuditFilter {
+    AuditFilter::default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The story.
+// ---------------------------------------------------------------------------------------------
+
+contract!(
+    migrations_are_idempotent,
+    platform_institution_is_seeded,
+    create_institution_round_trips,
+    duplicate_institution_conflicts,
+    clashing_master_ids_leave_nothing_behind,
+    same_user_id_in_another_institution_is_allowed,
+    create_account_needs_an_existing_institution,
+    find_account_is_case_sensitive,
+    delete_account_is_soft_and_reserves_the_user_id,
+    record_failure_is_atomic,
+    record_success_resets_failures,
+    set_lock_round_trips,
+    set_credential_round_trips,
+    updates_of_unknown_accounts_are_not_found,
+    clients_round_trip,
+    signing_keys_insert_list_retire,
+    sessions_lifecycle,
+    audit_filters_and_limit,
+    audit_log_is_append_only,
+    count_accounts_of_type,
+);
+
+async fn migrations_are_idempotent(ctx: Ctx) {
+    // The harness migrated once already.
+    ctx.store.migrate().await.expect("second migrate");
+    ctx.store.migrate().await.expect("third migrate");
+    ctx.store.ping().await.expect("ping");
+    assert_eq!(ctx.store.list_institutions().await.expect("list").len(), 1);
+}
+
+async fn platform_institution_is_seeded(ctx: Ctx) {
+    let platform = ctx
+        .store
+        .get_institution(&InstitutionCode::platform())
+        .await
+        .expect("get")
+        .expect("platform institution present");
+    assert_eq!(platform.code.as_str(), "0000000000");
+    assert_eq!(platform.kind, InstitutionKind::Platform);
+    assert_eq!(platform.name, "運用事業者");
+    assert_eq!(platform.usage_start, date!(2000 - 01 - 01));
+    assert_eq!(platform.settings, InstitutionSettings::default());
+    assert_eq!(platform.settings_version, 1);
+    assert_eq!(platform.created_at, datetime!(2000-01-01 00:00:00 UTC));
+}
+
+async fn create_institution_round_trips(ctx: Ctx) {
+    let store = &*ctx.store;
+    let institution = new_institution(CLINIC);
+    let mut master = new_account(CLINIC, AccountType::Master, "master");
+    // The master has an e-mail factor and no initial password, unlike master_reset.
+    master.second_factor = Some(SecondFactor {
+        method: SecondFactorMethod::Email,
+        email: Some("master@example.jp".into()),
+        phone: None,
+        verified: false,
+    });
+    master.credential = Credential {
+        hash: "$argon2id$v=19$m=19456,t=2,p=1$b3RoZXI$aGFzaDI".into(),
+        initial_issued_at: None,
+        initial_sealed: None,
+        changed_at: Some(now()),
+    };
+    master.created_by = None;
+    let reset = new_account(CLINIC, AccountType::MasterReset, "master_reset");
+    let events = vec![
+        audit_event("institution.create", Some(CLINIC), now()),
+        audit_event("account.create", Some(CLINIC), now()),
+    ];
+
+    let created = store
+        .create_institution(
+            institution.clone(),
+            master.clone(),
+            reset.clone(),
+            events.clone(),
+        )
+        .await
+        .expect("create");
+    let read = store
+        .get_institution(&institution.code)
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(created, read);
+    assert_eq!(read.code, institution.code);
+    assert_eq!(read.name, institution.name);
+    assert_eq!(read.kind, InstitutionKind::Medical);
+    assert_eq!(read.usage_start, institution.usage_start);
+    assert_eq!(read.settings, InstitutionSettings::default());
+    assert_eq!(read.settings_version, 1);
+    assert_eq!(read.created_at, institution.created_at);
+
+    for new in [&master, &reset] {
+        let by_id = account(store, new.id).await;
+        assert_eq!(by_id, expected(new));
+        let found = store
+            .find_account(&new.institution_code, &new.user_id)
+            .await
+            .expect("find");
+        assert_eq!(found, Some(expected(new)));
+    }
+
+    let listed = store.list_institutions().await.expect("list");
+    let codes: Vec<&str> = listed.iter().map(|i| i.code.as_str()).collect();
+    assert_eq!(codes, ["0000000000", CLINIC]);
+
+    let audit = audit_log(store).await;
+    let stored: Vec<NewAuditEvent> = audit.into_iter().map(|e| e.event).collect();
+    assert_eq!(stored, events);
+}
+
+async fn duplicate_institution_conflicts(ctx: Ctx) {
+    let store = &*ctx.store;
+    clinic(store).await;
+    let again = store
+        .create_institution(
+            new_institution(CLINIC),
+            new_account(CLINIC, AccountType::Master, "other_master"),
+            new_account(CLINIC, AccountType::MasterReset, "other_reset"),
+            vec![audit_event("institution.create", Some(CLINIC), now())],
+        )
+        .await;
+    assert_conflict(again, "institution");
+    assert!(audit_log(store).await.is_empty());
+}
+
+async fn clashing_master_ids_leave_nothing_behind(ctx: Ctx) {
+    let store = &*ctx.store;
+    let master = new_account(CLINIC, AccountType::Master, "same");
+    let reset = new_account(CLINIC, AccountType::MasterReset, "same");
+    let result = store
+        .create_institution(
+            new_institution(CLINIC),
+            master.clone(),
+            reset,
+            vec![audit_event("institution.create", Some(CLINIC), now())],
+        )
+        .await;
+    assert_conflict(result, "account");
+
+    assert_eq!(
+        store.get_institution(&code(CLINIC)).await.expect("get"),
+        None
+    );
+    assert_eq!(store.get_account(master.id).await.expect("get"), None);
+    assert!(audit_log(store).await.is_empty());
+    assert_eq!(store.list_institutions().await.expect("list").len(), 1);
+
+    // Nothing is left half-written: the same creation with distinct IDs now succeeds.
+    clinic(store).await;
+}
+
+async fn same_user_id_in_another_institution_is_allowed(ctx: Ctx) {
+    let store = &*ctx.store;
+    clinic(store).await;
+    let master = new_account(PHARMACY, AccountType::Master, "master");
+    let reset = new_account(PHARMACY, AccountType::MasterReset, "master_reset");
+    store
+        .create_institution(new_institution(PHARMACY), master.clone(), reset, vec![])
+        .await
+        .expect("same user IDs in another institution");
+    let pharmacy = store
+        .get_institution(&code(PHARMACY))
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(pharmacy.kind, InstitutionKind::Pharmacy);
+
+    assert_eq!(found(store, PHARMACY, "master").await, Some(master.id));
+
+    let manager = new_account(PHARMACY, AccountType::Manager, "kanri01");
+    add_account(store, manager).await.expect("manager");
+    let twin = new_account(CLINIC, AccountType::Manager, "kanri01");
+    let created = add_account(store, twin.clone())
+        .await
+        .expect("same ID in clinic");
+    assert_eq!(created, expected(&twin));
+    let clash = new_account(PHARMACY, AccountType::General, "kanri01");
+    assert_conflict(add_account(store, clash).await, "account");
+}
+
+async fn create_account_needs_an_existing_institution(ctx: Ctx) {
+    let store = &*ctx.store;
+    let orphan = new_account(CLINIC, AccountType::General, "orphan");
+    let result = add_account(store, orphan.clone()).await;
+    assert_not_found(result);
+    assert_eq!(store.get_account(orphan.id).await.expect("get"), None);
+    assert!(audit_log(store).await.is_empty());
+}
+
+async fn find_account_is_case_sensitive(ctx: Ctx) {
+    let store = &*ctx.store;
+    let (master, _) = clinic(store).await;
+    let user = new_account(CLINIC, AccountType::General, "Yamada");
+    add_account(store, user.clone()).await.expect("create");
+
+    assert_eq!(found(store, CLINIC, "Yamada").await, Some(user.id));
+    assert_eq!(found(store, CLINIC, "yamada").await, None);
+    assert_eq!(found(store, CLINIC, "YAMADA").await, None);
+    assert_eq!(found(store, CLINIC, "Master").await, None);
+    assert_eq!(found(store, PHARMACY, "master").await, None);
+    // Case differs, so this is a different user ID and may be created.
+    add_account(store, new_account(CLINIC, AccountType::General, "yamada"))
+        .await
+        .expect("case-different user ID");
+    assert!(found(store, CLINIC, &master.user_id).await.is_some());
+}
+
+async fn delete_account_is_soft_and_reserves_the_user_id(ctx: Ctx) {
+    let store = &*ctx.store;
+    clinic(store).await;
+    let user = new_account(CLINIC, AccountType::General, "taishoku");
+    add_account(store, user.clone()).await.expect("create");
+    let deleted_at = now();
+    store
+        .delete_account(user.id, deleted_at)
+        .await
+        .expect("delete");
+
+    assert_eq!(found(store, CLINIC, "taishoku").await, None);
+    let kept = account(store, user.id).await;
+    assert_eq!(kept.deleted_at, Some(deleted_at));
+    assert_eq!(
+        kept,
+        Account {
+            deleted_at: Some(deleted_at),
+            ..expected(&user)
+        }
+    );
+
+    // The user ID is reserved forever.
+    let again = new_account(CLINIC, AccountType::General, "taishoku");
+    assert_conflict(add_account(store, again).await, "account");
+    // Deleting twice, or an unknown account, is NotFound.
+    assert_not_found(store.delete_account(user.id, now()).await);
+    assert_not_found(store.delete_account(Uuid::now_v7(), now()).await);
+    assert_eq!(
+        store
+            .count_accounts_of_type(AccountType::General)
+            .await
+            .expect("count"),
+        0
+    );
+}
+
+async fn record_failure_is_atomic(ctx: Ctx) {
+    let store = &ctx.store;
+    let (master, _) = clinic(store.as_ref()).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let store = Arc::clone(store);
+        tasks.spawn(async move { store.record_failure(master.id).await });
+    }
+    let mut counts = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        counts.push(joined.expect("task").expect("record_failure"));
+    }
+    counts.sort_unstable();
+    // Every increment saw a distinct count: none was lost or read stale.
+    assert_eq!(counts, (1..=20).collect::<Vec<i64>>());
+    assert_eq!(account(store.as_ref(), master.id).await.failed_attempts, 20);
+}
+
+async fn record_success_resets_failures(ctx: Ctx) {
+    let store = &*ctx.store;
+    let (master, _) = clinic(store).await;
+    assert_eq!(store.record_failure(master.id).await.expect("failure"), 1);
+    assert_eq!(store.record_failure(master.id).await.expect("failure"), 2);
+    let at = now();
+    store.record_success(master.id, at).await.expect("success");
+    let after = account(store, master.id).await;
+    assert_eq!(after.failed_attempts, 0);
+    assert_eq!(after.last_login_at, Some(at));
+    assert_eq!(store.record_failure(master.id).await.expect("failure"), 1);
+}
+
+async fn set_lock_round_trips(ctx: Ctx) {
+    let store = &*ctx.store;
+    let (master, _) = clinic(store).await;
+    for _ in 0..5 {
+        store.record_failure(master.id).await.expect("failure");
+    }
+    let at = now();
+    store
+        .set_lock(master.id, LockState::Failures, Some(at))
+        .await
+        .expect("lock");
+    let locked = account(store, master.id).await;
+    assert_eq!(
+        (locked.lock, locked.locked_at, locked.failed_attempts),
+        (LockState::Failures, Some(at), 5)
+    );
+
+    let later = at + Duration::minutes(3);
+    store
+        .set_lock(master.id, LockState::Admin, Some(later))
+        .await
+        .expect("admin lock");
+    let locked = account(store, master.id).await;
+    assert_eq!(
+        (locked.lock, locked.locked_at),
+        (LockState::Admin, Some(later))
+    );
+
+    // Unlocking also clears the failure count.
+    store
+        .set_lock(master.id, LockState::None, None)
+        .await
+        .expect("unlock");
+    let unlocked = account(store, master.id).await;
+    assert_eq!(
+        (unlocked.lock, unlocked.locked_at, unlocked.failed_attempts),
+        (LockState::None, None, 0)
+    );
+}
+
+async fn set_credential_round_trips(ctx: Ctx) {
+    let store = &*ctx.store;
+    let (_, reset) = clinic(store).await;
+    store.record_failure(reset.id).await.expect("failure");
+    let changed = Credential {
+        hash: "$argon2id$v=19$m=19456,t=2,p=1$bmV3$bmV3aGFzaA".into(),
+        initial_issued_at: None,
+        initial_sealed: None,
+        changed_at: Some(now()),
+    };
+    store
+        .set_credential(reset.id, changed.clone())
+        .await
+        .expect("set");
+    let after = account(store, reset.id).await;
+    assert_eq!(after.credential, changed);
+    assert_eq!(after.failed_attempts, 0);
+
+    let reissued = Credential {
+        hash: "$argon2id$v=19$m=19456,t=2,p=1$aW5pdA$aW5pdGlhbA".into(),
+        initial_issued_at: Some(now()),
+        initial_sealed: Some(b"sealed initial password".to_vec()),
+        changed_at: None,
+    };
+    store
+        .set_credential(reset.id, reissued.clone())
+        .await
+        .expect("reissue");
+    let after = account(store, reset.id).await;
+    assert_eq!(after.credential, reissued);
+}
+
+async fn updates_of_unknown_accounts_are_not_found(ctx: Ctx) {
+    let store = &*ctx.store;
+    let nobody = Uuid::now_v7();
+    assert_eq!(store.get_account(nobody).await.expect("get"), None);
+    assert_not_found(store.record_failure(nobody).await);
+    assert_not_found(store.record_success(nobody, now()).await);
+    assert_not_found(store.set_lock(nobody, LockState::Admin, Some(now())).await);
+    let credential = new_account(CLINIC, AccountType::General, "x").credential;
+    assert_not_found(store.set_credential(nobody, credential).await);
+}
+
+async fn clients_round_trip(ctx: Ctx) {
+    let store = &*ctx.store;
+    let confidential = Client {
+        client_id: "karte-web".into(),
+        secret_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$Y2xp$c2VjcmV0".into()),
+        redirect_uris: vec![
+            "https://karte.example.jp/callback".into(),
+            "https://karte.example.jp/cb2".into(),
+        ],
+        post_logout_redirect_uris: vec!["https://karte.example.jp/".into()],
+        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+        scopes: vec!["openid".into(), "profile".into()],
+        backchannel_logout_uri: Some("https://karte.example.jp/logout".into()),
+        signing_alg: "ES256".into(),
+        created_at: now(),
+    };
+    let public = Client {
+        client_id: "card-reader-app".into(),
+        secret_hash: None,
+        redirect_uris: vec!["http://127.0.0.1/callback".into()],
+        post_logout_redirect_uris: vec![],
+        grant_types: vec!["authorization_code".into()],
+        scopes: vec!["openid".into()],
+        backchannel_logout_uri: None,
+        signing_alg: "EdDSA".into(),
+        created_at: now(),
+    };
+    for client in [&confidential, &public] {
+        store
+            .create_client(client.clone(), audit_event("client.create", None, now()))
+            .await
+            .expect("create client");
+        let read = store
+            .get_client(&client.client_id)
+            .await
+            .expect("get")
+            .expect("present");
+        assert_eq!(&read, client);
+    }
+    assert!(
+        !store
+            .get_client("karte-web")
+            .await
+            .expect("get")
+            .expect("present")
+            .is_public()
+    );
+    assert!(
+        store
+            .get_client("card-reader-app")
+            .await
+            .expect("get")
+            .expect("present")
+            .is_public()
+    );
+    assert_eq!(store.get_client("nobody").await.expect("get"), None);
+
+    let duplicate = Client {
+        signing_alg: "RS256".into(),
+        ..public.clone()
+    };
+    assert_conflict(
+        store
+            .create_client(duplicate, audit_event("client.create", None, now()))
+            .await,
+        "client",
+    );
+    // One audit event per successful creation; the failed one left none.
+    let audit = store
+        .list_audit(
+            &AuditFilter {
+                kind: Some("client.create".into()),
+                ..AuditFilter::default()
+            },
+            100,
+        )
+        .await
+        .expect("audit");
+    assert_eq!(audit.len(), 2);
+}
+
+async fn signing_keys_insert_list_retire(ctx: Ctx) {
+    let store = &*ctx.store;
+    let t0 = now() - Duration::days(30);
+    let old = SigningKey {
+        kid: "k-2026-10".into(),
+        alg: "ES256".into(),
+        public_jwk: jwk("k-2026-10"),
+        private_sealed: vec![9, 8, 7, 0, 255],
+        created_at: t0,
+        retired_at: None,
+    };
+    let new = SigningKey {
+        kid: "k-2026-11".into(),
+        public_jwk: jwk("k-2026-11"),
+        created_at: t0 + Duration::days(29),
+        ..old.clone()
+    };
+    // Inserted newest first; listed oldest first.
+    store
+        .insert_signing_key(new.clone())
+        .await
+        .expect("insert new");
+    store
+        .insert_signing_key(old.clone())
+        .await
+        .expect("insert old");
+    assert_eq!(
+        store.list_signing_keys().await.expect("list"),
+        vec![old.clone(), new.clone()]
+    );
+    assert_conflict(store.insert_signing_key(old.clone()).await, "signing_key");
+
+    let retired_at = now();
+    store
+        .retire_signing_key(&old.kid, retired_at)
+        .await
+        .expect("retire");
+    // Retiring again keeps the first time.
+    store
+        .retire_signing_key(&old.kid, retired_at + Duration::hours(1))
+        .await
+        .expect("retire again");
+    let listed = store.list_signing_keys().await.expect("list");
+    assert_eq!(
+        listed,
+        vec![
+            SigningKey {
+                retired_at: Some(retired_at),
+                ..old
+            },
+            new
+        ]
+    );
+    assert_not_found(store.retire_signing_key("unknown", now()).await);
+}
+
+async fn sessions_lifecycle(ctx: Ctx) {
+    let store = &*ctx.store;
+    let (master, reset) = clinic(store).await;
+    let t = now();
+    let session = |id_hash: &str, account_id: Uuid| Session {
+        id_hash: id_hash.into(),
+        account_id,
+        institution_settings_version: 1,
+        auth_time: t,
+        amr: vec!["pwd".into(), "otp".into()],
+        created_at: t,
+        last_seen_at: t,
+        expires_at: t + Duration::hours(8),
+        ip: Some("2001:db8::1".into()),
+        user_agent: Some("Mozilla/5.0".into()),
+    };
+    let first = session("a".repeat(64).as_str(), master.id);
+    let second = Session {
+        ip: None,
+        user_agent: None,
+        amr: vec!["pwd".into()],
+        ..session("b", master.id)
+    };
+    let other = session("c", reset.id);
+    for s in [&first, &second, &other] {
+        store
+            .create_session(s.clone())
+            .await
+            .expect("create session");
+    }
+    assert_eq!(
+        store.get_session(&first.id_hash).await.expect("get"),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store.get_session("b").await.expect("get"),
+        Some(second.clone())
+    );
+    assert_eq!(store.get_session("missing").await.expect("get"), None);
+    assert_conflict(store.create_session(first.clone()).await, "session");
+    assert_not_found(store.create_session(session("d", Uuid::now_v7())).await);
+
+    let seen = t + Duration::minutes(5);
+    store
+        .touch_session(&first.id_hash, seen)
+        .await
+        .expect("touch");
+    let touched = store
+        .get_session(&first.id_hash)
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(
+        touched,
+        Session {
+            last_seen_at: seen,
+            ..first.clone()
+        }
+    );
+    assert_not_found(store.touch_session("missing", seen).await);
+
+    store.delete_session("b").await.expect("delete");
+    assert_eq!(store.get_session("b").await.expect("get"), None);
+    store
+        .delete_session("b")
+        .await
+        .expect("deleting twice is fine");
+
+    store.create_session(second).await.expect("recreate");
+    assert_eq!(
+        store
+            .delete_sessions_of_account(master.id)
+            .await
+            .expect("delete all"),
+        2
+    );
+    assert_eq!(store.get_session(&first.id_hash).await.expect("get"), None);
+    assert_eq!(store.get_session("c").await.expect("get"), Some(other));
+    assert_eq!(
+        store
+            .delete_sessions_of_account(master.id)
+            .await
+            .expect("delete none"),
+        0
+    );
+}
+
+async fn audit_filters_and_limit(ctx: Ctx) {
+    let store = &*ctx.store;
+    // Sub-second neighbours on both sides of a whole second: ordering and period bounds must
+    // be chronological, not textual.
+    let base = datetime!(2026-11-03 10:00:00 UTC);
+    let times = [
+        base - Duration::milliseconds(500),
+        base,
+        base + Duration::microseconds(1),
+        base + Duration::milliseconds(500),
+        base + Duration::seconds(1),
+    ];
+    let events = [
+        audit_event("login.success", Some(CLINIC), times[0]),
+        audit_event("login.failure", Some(CLINIC), times[1]),
+        audit_event("login.success", Some(PHARMACY), times[2]),
+        audit_event("account.create", None, times[3]),
+        NewAuditEvent {
+            result: AuditResult::Failure,
+            reason: Some("bad_password".into()),
+            actor_account_id: None,
+            target_account_id: Some(Uuid::now_v7()),
+            target: None,
+            ip: None,
+            user_agent: None,
+            ..audit_event("login.failure", Some(CLINIC), times[4])
+        },
+    ];
+    // Appended out of order; listed oldest first.
+    for i in [4, 2, 0, 3, 1] {
+        store.append_audit(events[i].clone()).await.expect("append");
+    }
+
+    let list = |filter: AuditFilter, limit: i64| async move {
+        store
+            .list_audit(&filter, limit)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|e| e.event)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(list(all_audit(), 100).await, events.to_vec());
+    assert_eq!(list(all_audit(), 2).await, events[..2].to_vec());
+    assert_eq!(list(all_audit(), 0).await, vec![]);
+
+    let period = AuditFilter {
+        from: Some(base),
+        to: Some(base + Duration::seconds(1)),
+        ..AuditFilter::default()
+    };
+    assert_eq!(list(period, 100).await, events[1..4].to_vec());
+    let from_only = AuditFilter {
+        from: Some(base + Duration::microseconds(1)),
+        ..AuditFilter::default()
+    };
+    assert_eq!(list(from_only, 100).await, events[2..].to_vec());
+    let to_only = AuditFilter {
+        to: Some(base),
+        ..AuditFilter::default()
+    };
+    assert_eq!(list(to_only, 100).await, events[..1].to_vec());
+
+    let kind = AuditFilter {
+        kind: Some("login.failure".into()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        list(kind, 100).await,
+        vec![events[1].clone(), events[4].clone()]
+    );
+    let clinic_only = AuditFilter {
+        institution_code: Some(CLINIC.into()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        list(clinic_only, 100).await,
+        vec![events[0].clone(), events[1].clone(), events[4].clone()]
+    );
+    let combined = AuditFilter {
+        from: Some(base),
+        to: Some(base + Duration::seconds(2)),
+        kind: Some("login.failure".into()),
+        institution_code: Some(CLINIC.into()),
+    };
+    assert_eq!(
+        list(combined.clone(), 100).await,
+        vec![events[1].clone(), events[4].clone()]
+    );
+    assert_eq!(list(combined, 1).await, vec![events[1].clone()]);
+
+    let seqs: Vec<i64> = audit_log(store).await.iter().map(|e| e.seq).collect();
+    let mut unique = seqs.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), seqs.len(), "sequence numbers are unique");
+}
+
+async fn audit_log_is_append_only(ctx: Ctx) {
+    let store = &*ctx.store;
+    store
+        .append_audit(audit_event("login.success", Some(CLINIC), now()))
+        .await
+        .expect("append");
+    let update = ctx
+        .raw
+        .execute("UPDATE audit_events SET kind = 'tampered'")
+        .await;
+    assert!(
+        update.is_err(),
+        "UPDATE on audit_events must fail, got {update:?}"
+    );
+    let delete = ctx.raw.execute("DELETE FROM audit_events").await;
+    assert!(
+        delete.is_err(),
+        "DELETE on audit_events must fail, got {delete:?}"
+    );
+    let events = audit_log(store).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event.kind, "login.success");
+}
+
+async fn count_accounts_of_type(ctx: Ctx) {
+    let store = &*ctx.store;
+    let count = |t| async move { store.count_accounts_of_type(t).await.expect("count") };
+    assert_eq!(count(AccountType::Master).await, 0);
+    clinic(store).await;
+    store
+        .create_institution(
+            new_institution(PHARMACY),
+            new_account(PHARMACY, AccountType::Master, "m"),
+            new_account(PHARMACY, AccountType::MasterReset, "r"),
+            vec![],
+        )
+        .await
+        .expect("pharmacy");
+    let operator = new_account("0000000000", AccountType::Operator, "op1");
+    add_account(store, operator.clone())
+        .await
+        .expect("operator");
+    assert_eq!(count(AccountType::Master).await, 2);
+    assert_eq!(count(AccountType::MasterReset).await, 2);
+    assert_eq!(count(AccountType::Operator).await, 1);
+    assert_eq!(count(AccountType::CardReader).await, 0);
+    // Deleted accounts do not count.
+    store
+        .delete_account(operator.id, now())
+        .await
+        .expect("delete");
+    assert_eq!(count(AccountType::Operator).await, 0);
+}

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use policies::AccountType;
+use service::authentication::Authenticator;
 use service::provisioning::{Actor, IssuedCredential, Provisioner};
 use service::{Clock, PasswordHasher, Sealer, SecretDigester};
 use store::Store;
@@ -18,6 +19,8 @@ use tokio::net::TcpListener;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::keys::KeyRing;
+use crate::pages::Pages;
+use crate::pages::csrf::Csrf;
 
 /// The services every command needs: storage, sealing and provisioning.
 pub struct Services {
@@ -25,6 +28,7 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub sealer: Arc<Sealer>,
     pub clock: Arc<dyn Clock>,
+    pub kek: [u8; 32],
     pub provisioner: Provisioner,
 }
 
@@ -55,6 +59,7 @@ impl Services {
             store,
             sealer,
             clock,
+            kek,
             provisioner,
         })
     }
@@ -91,12 +96,25 @@ impl Application {
         .await?;
         let bootstrap = bootstrap_operator(&services).await?;
         let settings = services.settings.clone();
+        let provisioner = &services.provisioner;
+        let authenticator = Authenticator {
+            store: services.store.clone(),
+            hasher: provisioner.hasher.clone(),
+            clock: services.clock.clone(),
+            lockout: settings.lockout.clone(),
+            policy: provisioner.policy.clone(),
+        };
         let state = AppState {
             discovery: http::discovery_document(settings.issuer()),
-            settings,
             store: services.store.clone(),
             keys,
             clock: services.clock.clone(),
+            sealer: services.sealer.clone(),
+            digester: provisioner.digester.clone(),
+            authenticator,
+            csrf: Arc::new(Csrf::from_kek(&services.kek)),
+            pages: Arc::new(Pages::new()),
+            settings,
         };
         Ok(Self {
             listener,
@@ -151,13 +169,7 @@ impl Application {
 
 /// Picks up keys created or rotated by other nodes and by `idp keys rotate`.
 async fn reload_keys(state: AppState) {
-    let sealer = match load_kek(&state.settings).and_then(|k| Ok(Sealer::new(&k)?)) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "key reloading disabled");
-            return;
-        }
-    };
+    let sealer = state.sealer.clone();
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     tick.tick().await;
     loop {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use policies::lockout::LockoutPolicy;
 use policies::password::PasswordPolicy;
 use serde::Deserialize;
 use service::HashingParams;
@@ -28,7 +29,10 @@ pub struct Settings {
     pub password: PasswordPolicy,
     #[serde(default)]
     pub password_hashing: HashingParams,
+    #[serde(default)]
+    pub lockout: LockoutPolicy,
     pub session: SessionSettings,
+    pub tokens: TokenSettings,
     pub outbox: OutboxSettings,
     pub delivery: DeliverySettings,
 }
@@ -99,6 +103,15 @@ pub struct BootstrapSettings {
 pub struct SessionSettings {
     pub idle_timeout_minutes: u32,
     pub absolute_timeout_hours: u32,
+}
+
+/// Lifetimes of what the OpenID Provider issues.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    pub authorization_code_seconds: u32,
+    pub access_token_seconds: u32,
+    pub id_token_seconds: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

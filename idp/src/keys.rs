@@ -63,13 +63,77 @@ impl LoadedKey {
     }
 }
 
+/// A published public key, parsed once for verification.
+struct Verifier {
+    alg: String,
+    public: Vec<u8>,
+    rsa: Option<signature::RsaPublicKeyComponents<Vec<u8>>>,
+}
+
+impl Verifier {
+    fn from_jwk(alg: &str, jwk: &Value) -> Option<Self> {
+        let field = |name: &str| {
+            jwk.get(name)?
+                .as_str()
+                .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
+        };
+        let (public, rsa) = match alg {
+            "RS256" => (
+                Vec::new(),
+                Some(signature::RsaPublicKeyComponents {
+                    n: field("n")?,
+                    e: field("e")?,
+                }),
+            ),
+            "ES256" => {
+                let mut point = vec![4u8];
+                point.extend(field("x")?);
+                point.extend(field("y")?);
+                (point, None)
+            }
+            "EdDSA" => (field("x")?, None),
+            _ => return None,
+        };
+        Some(Self {
+            alg: alg.to_owned(),
+            public,
+            rsa,
+        })
+    }
+
+    fn verify(&self, message: &[u8], sig: &[u8]) -> bool {
+        match (self.alg.as_str(), &self.rsa) {
+            ("RS256", Some(rsa)) => rsa
+                .verify(&signature::RSA_PKCS1_2048_8192_SHA256, message, sig)
+                .is_ok(),
+            ("ES256", _) => {
+                signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &self.public)
+                    .verify(message, sig)
+                    .is_ok()
+            }
+            ("EdDSA", _) => signature::UnparsedPublicKey::new(&signature::ED25519, &self.public)
+                .verify(message, sig)
+                .is_ok(),
+            _ => false,
+        }
+    }
+}
+
 /// An immutable view of the published keys.
 pub struct KeySet {
     keys: Vec<LoadedKey>,
+    verifiers: std::collections::HashMap<String, Verifier>,
     jwks: Bytes,
 }
 
 impl KeySet {
+    /// Verifies a signature made by the published key `kid`, which must be of `alg`.
+    pub fn verify(&self, kid: &str, alg: &str, message: &[u8], sig: &[u8]) -> bool {
+        self.verifiers
+            .get(kid)
+            .is_some_and(|v| v.alg == alg && v.verify(message, sig))
+    }
+
     pub fn jwks(&self) -> Bytes {
         self.jwks.clone()
     }
@@ -142,6 +206,7 @@ async fn load(store: &dyn Store, sealer: &Sealer) -> Result<KeySet, KeyError> {
     stored.sort_by(|a, b| (a.created_at, &a.kid).cmp(&(b.created_at, &b.kid)));
     let mut keys = Vec::with_capacity(stored.len());
     let mut jwks = Vec::with_capacity(stored.len());
+    let mut verifiers = std::collections::HashMap::with_capacity(stored.len());
     for key in &stored {
         let der = sealer
             .open(&key.private_sealed, &context(&key.kid))
@@ -154,6 +219,12 @@ async fn load(store: &dyn Store, sealer: &Sealer) -> Result<KeySet, KeyError> {
             reason,
         })?;
         jwks.push(key.public_jwk.clone());
+        let verifier =
+            Verifier::from_jwk(&key.alg, &key.public_jwk).ok_or_else(|| KeyError::Open {
+                kid: key.kid.clone(),
+                reason: "unreadable public JWK".into(),
+            })?;
+        verifiers.insert(key.kid.clone(), verifier);
         if key.retired_at.is_none() {
             keys.push(LoadedKey {
                 kid: key.kid.clone(),
@@ -164,7 +235,11 @@ async fn load(store: &dyn Store, sealer: &Sealer) -> Result<KeySet, KeyError> {
     }
     let jwks =
         Bytes::from(serde_json::to_vec(&json!({ "keys": jwks })).expect("JSON of JSON values"));
-    Ok(KeySet { keys, jwks })
+    Ok(KeySet {
+        keys,
+        verifiers,
+        jwks,
+    })
 }
 
 fn context(kid: &str) -> String {

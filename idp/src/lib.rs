@@ -9,6 +9,9 @@ pub mod commands;
 pub mod config;
 pub mod http;
 pub mod keys;
+pub mod oidc;
+pub mod pages;
+pub mod session;
 pub mod telemetry;
 
 pub use app::{Application, Services};

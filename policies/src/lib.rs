@@ -10,12 +10,14 @@
 
 pub mod account_type;
 pub mod credential;
+pub mod email;
 pub mod institution;
 pub mod lockout;
 pub mod names;
 pub mod otp;
 pub mod password;
 pub mod permissions;
+pub mod phone;
 mod secs;
 pub mod usage;
 pub mod user_id;
@@ -23,12 +25,14 @@ pub mod violation;
 
 pub use account_type::AccountType;
 pub use credential::{PasswordState, password_state};
+pub use email::EmailAddress;
 pub use institution::{InstitutionCode, InstitutionKind};
 pub use lockout::{FailureDecision, LockState, LockoutPolicy};
 pub use names::{NameKana, PersonName};
 pub use otp::{OtpPolicy, SendRefusal, VerifyRefusal};
 pub use password::{PasswordContext, PasswordPolicy};
 pub use permissions::{Action, can, can_in_institution};
+pub use phone::{PhoneChannel, PhoneKind, PhoneNumber};
 pub use usage::{LoginHours, UsageRefusal, UsageWindow, check_sign_in_window};
 pub use user_id::UserId;
 pub use violation::Violation;

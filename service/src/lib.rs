@@ -5,6 +5,7 @@
 //! Architecture Invariant: this crate decides nothing by itself; rules come from `policies`,
 //! persistence from `store`. It knows no HTTP and no SQL.
 
+pub mod authentication;
 pub mod clock;
 pub mod digest;
 pub mod error;

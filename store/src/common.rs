@@ -222,6 +222,31 @@ pub(crate) mod sql {
     pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE id_hash = $1";
     pub const DELETE_SESSIONS_OF_ACCOUNT: &str = "DELETE FROM sessions WHERE account_id = $1";
 
+    pub const INSERT_GRANT: &str = "\
+        INSERT INTO grants (id, account_id, client_id, session_id_hash, scopes, auth_time, amr, \
+            acr, created_at, revoked_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    pub const SELECT_GRANT: &str = "\
+        SELECT id, account_id, client_id, session_id_hash, scopes, auth_time, amr, acr, \
+            created_at, revoked_at \
+        FROM grants WHERE id = $1";
+    /// Revoking twice keeps the first revocation time.
+    pub const REVOKE_GRANT: &str =
+        "UPDATE grants SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1";
+    pub const INSERT_CODE: &str = "\
+        INSERT INTO authorization_codes (code_hash, grant_id, client_id, redirect_uri, nonce, \
+            code_challenge, created_at, expires_at, used_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    /// One statement: of concurrent redemptions exactly one updates the row.
+    pub const REDEEM_CODE: &str = "\
+        UPDATE authorization_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL \
+        RETURNING code_hash, grant_id, client_id, redirect_uri, nonce, code_challenge, \
+            created_at, expires_at, used_at";
+    pub const SELECT_CODE: &str = "\
+        SELECT code_hash, grant_id, client_id, redirect_uri, nonce, code_challenge, created_at, \
+            expires_at, used_at \
+        FROM authorization_codes WHERE code_hash = $1";
+
     pub const INSERT_AUDIT: &str = "\
         INSERT INTO audit_events (at, kind, actor_account_id, actor, target_account_id, target, \
             institution_code, ip, user_agent, result, reason) \
@@ -257,9 +282,9 @@ macro_rules! impl_store {
                 parse_lock, second_factor, sql, to_json, ts, ts_opt,
             };
             use $crate::{
-                Account, AuditEvent, AuditFilter, AuditResult, Client, Credential, Institution,
-                NewAccount, NewAuditEvent, NewInstitution, Result, Session, SigningKey, Store,
-                StoreError,
+                Account, AuditEvent, AuditFilter, AuditResult, AuthorizationCode, Client,
+                CodeRedemption, Credential, Grant, Institution, NewAccount, NewAuditEvent,
+                NewInstitution, Result, Session, SigningKey, Store, StoreError,
             };
 
             type Row = <$db as sqlx::Database>::Row;
@@ -365,6 +390,35 @@ macro_rules! impl_store {
                     expires_at: col(row, "expires_at")?,
                     ip: col(row, "ip")?,
                     user_agent: col(row, "user_agent")?,
+                })
+            }
+
+            fn grant_from_row(row: &Row) -> Result<Grant> {
+                Ok(Grant {
+                    id: col(row, "id")?,
+                    account_id: col(row, "account_id")?,
+                    client_id: col(row, "client_id")?,
+                    session_id_hash: col(row, "session_id_hash")?,
+                    scopes: from_json("scopes", &col::<String>(row, "scopes")?)?,
+                    auth_time: col(row, "auth_time")?,
+                    amr: from_json("amr", &col::<String>(row, "amr")?)?,
+                    acr: col(row, "acr")?,
+                    created_at: col(row, "created_at")?,
+                    revoked_at: col(row, "revoked_at")?,
+                })
+            }
+
+            fn code_from_row(row: &Row) -> Result<AuthorizationCode> {
+                Ok(AuthorizationCode {
+                    code_hash: col(row, "code_hash")?,
+                    grant_id: col(row, "grant_id")?,
+                    client_id: col(row, "client_id")?,
+                    redirect_uri: col(row, "redirect_uri")?,
+                    nonce: col(row, "nonce")?,
+                    code_challenge: col(row, "code_challenge")?,
+                    created_at: col(row, "created_at")?,
+                    expires_at: col(row, "expires_at")?,
+                    used_at: col(row, "used_at")?,
                 })
             }
 
@@ -738,6 +792,92 @@ macro_rules! impl_store {
                         .await
                         .map_err(db)?;
                     Ok(done.rows_affected())
+                }
+
+                async fn create_grant_with_code(
+                    &self,
+                    grant: Grant,
+                    code: AuthorizationCode,
+                ) -> Result<()> {
+                    let mut tx = self.begin_write().await?;
+                    sqlx::query(sql::INSERT_GRANT)
+                        .bind(grant.id)
+                        .bind(grant.account_id)
+                        .bind(&grant.client_id)
+                        .bind(grant.session_id_hash.as_deref())
+                        .bind(to_json(&grant.scopes)?)
+                        .bind(ts(grant.auth_time))
+                        .bind(to_json(&grant.amr)?)
+                        .bind(&grant.acr)
+                        .bind(ts(grant.created_at))
+                        .bind(ts_opt(grant.revoked_at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(on_write("grant"))?;
+                    sqlx::query(sql::INSERT_CODE)
+                        .bind(&code.code_hash)
+                        .bind(code.grant_id)
+                        .bind(&code.client_id)
+                        .bind(&code.redirect_uri)
+                        .bind(code.nonce.as_deref())
+                        .bind(code.code_challenge.as_deref())
+                        .bind(ts(code.created_at))
+                        .bind(ts(code.expires_at))
+                        .bind(ts_opt(code.used_at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(on_write("authorization_code"))?;
+                    tx.commit().await.map_err(db)
+                }
+
+                async fn redeem_code(
+                    &self,
+                    code_hash: &str,
+                    now: OffsetDateTime,
+                ) -> Result<CodeRedemption> {
+                    let redeemed = sqlx::query(sql::REDEEM_CODE)
+                        .bind(code_hash)
+                        .bind(ts(now))
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    if let Some(row) = redeemed {
+                        let code = code_from_row(&row)?;
+                        let grant = self.get_grant(code.grant_id).await?.ok_or_else(|| {
+                            StoreError::Corrupt("authorization code without its grant".into())
+                        })?;
+                        return Ok(CodeRedemption::Redeemed { code, grant });
+                    }
+                    let existing = sqlx::query(sql::SELECT_CODE)
+                        .bind(code_hash)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    Ok(match existing {
+                        Some(row) => CodeRedemption::Replayed {
+                            code: code_from_row(&row)?,
+                        },
+                        None => CodeRedemption::Unknown,
+                    })
+                }
+
+                async fn get_grant(&self, id: Uuid) -> Result<Option<Grant>> {
+                    let row = sqlx::query(sql::SELECT_GRANT)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    row.as_ref().map(grant_from_row).transpose()
+                }
+
+                async fn revoke_grant(&self, id: Uuid, at: OffsetDateTime) -> Result<()> {
+                    let done = sqlx::query(sql::REVOKE_GRANT)
+                        .bind(id)
+                        .bind(ts(at))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    expect_one(done.rows_affected())
                 }
 
                 async fn append_audit(&self, event: NewAuditEvent) -> Result<()> {

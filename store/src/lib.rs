@@ -129,6 +129,16 @@ pub trait Store: Send + Sync + 'static {
     /// Ends every session of an account; returns how many ended.
     async fn delete_sessions_of_account(&self, account_id: Uuid) -> Result<u64>;
 
+    // Authorization grants and codes.
+
+    /// Stores a grant and its authorization code in one transaction.
+    async fn create_grant_with_code(&self, grant: Grant, code: AuthorizationCode) -> Result<()>;
+    /// Spends a code atomically: of concurrent redemptions exactly one sees `Redeemed`.
+    async fn redeem_code(&self, code_hash: &str, now: OffsetDateTime) -> Result<CodeRedemption>;
+    async fn get_grant(&self, id: Uuid) -> Result<Option<Grant>>;
+    /// Revoking twice keeps the first time.
+    async fn revoke_grant(&self, id: Uuid, at: OffsetDateTime) -> Result<()>;
+
     // Audit.
 
     async fn append_audit(&self, event: NewAuditEvent) -> Result<()>;

@@ -241,3 +241,49 @@ pub struct AuditFilter {
     /// Exact institution code.
     pub institution_code: Option<String>,
 }
+
+/// What one authorization produced: the account, the client, and how and when the user
+/// authenticated. Codes and tokens refer to their grant; revoking it revokes them all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub client_id: String,
+    pub session_id_hash: Option<String>,
+    pub scopes: Vec<String>,
+    pub auth_time: OffsetDateTime,
+    pub amr: Vec<String>,
+    pub acr: String,
+    pub created_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A single-use authorization code. Only the SHA-256 of the code is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationCode {
+    pub code_hash: String,
+    pub grant_id: Uuid,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub nonce: Option<String>,
+    /// The PKCE S256 challenge, when the client sent one.
+    pub code_challenge: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
+}
+
+/// The outcome of redeeming a code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeRedemption {
+    /// First use: the code is now spent.
+    Redeemed {
+        code: AuthorizationCode,
+        grant: Grant,
+    },
+    /// The code had been used before: a replay. The caller revokes the grant.
+    Replayed {
+        code: AuthorizationCode,
+    },
+    Unknown,
+}

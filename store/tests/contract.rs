@@ -22,9 +22,9 @@ use policies::lockout::LockState;
 use policies::{AccountType, InstitutionCode, InstitutionKind};
 use sqlx::{AssertSqlSafe, Connection, PgPool, SqlitePool};
 use store::{
-    Account, AuditEvent, AuditFilter, AuditResult, Client, Credential, InstitutionSettings,
-    NewAccount, NewAuditEvent, NewInstitution, SecondFactor, SecondFactorMethod, Session,
-    SigningKey, Store, StoreError,
+    Account, AuditEvent, AuditFilter, AuditResult, AuthorizationCode, Client, CodeRedemption,
+    Credential, Grant, InstitutionSettings, NewAccount, NewAuditEvent, NewInstitution,
+    SecondFactor, SecondFactorMethod, Session, SigningKey, Store, StoreError,
 };
 use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};
@@ -375,6 +375,7 @@ contract!(
     audit_filters_and_limit,
     audit_log_is_append_only,
     count_accounts_of_type,
+    codes_are_redeemed_exactly_once,
 );
 
 async fn migrations_are_idempotent(ctx: Ctx) {
@@ -1089,4 +1090,98 @@ async fn count_accounts_of_type(ctx: Ctx) {
         .await
         .expect("delete");
     assert_eq!(count(AccountType::Operator).await, 0);
+}
+
+async fn codes_are_redeemed_exactly_once(ctx: Ctx) {
+    let store = ctx.store.clone();
+    let (master, _) = clinic(&*store).await;
+    let client = Client {
+        client_id: "rp".into(),
+        secret_hash: None,
+        redirect_uris: vec!["https://rp.example/cb".into()],
+        post_logout_redirect_uris: vec![],
+        grant_types: vec!["authorization_code".into()],
+        scopes: vec!["openid".into()],
+        backchannel_logout_uri: None,
+        signing_alg: "RS256".into(),
+        created_at: now(),
+    };
+    store
+        .create_client(client, audit_event("client.create", None, now()))
+        .await
+        .expect("client");
+    let grant = Grant {
+        id: Uuid::now_v7(),
+        account_id: master.id,
+        client_id: "rp".into(),
+        session_id_hash: Some("session-hash".into()),
+        scopes: vec!["openid".into(), "profile".into()],
+        auth_time: now(),
+        amr: vec!["pwd".into()],
+        acr: "urn:sekimori:acr:pwd".into(),
+        created_at: now(),
+        revoked_at: None,
+    };
+    let code = AuthorizationCode {
+        code_hash: "code-hash".into(),
+        grant_id: grant.id,
+        client_id: "rp".into(),
+        redirect_uri: "https://rp.example/cb".into(),
+        nonce: Some("n-0S6_WzA2Mj".into()),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+        created_at: now(),
+        expires_at: now() + Duration::seconds(60),
+        used_at: None,
+    };
+    store
+        .create_grant_with_code(grant.clone(), code.clone())
+        .await
+        .expect("grant and code");
+    assert_eq!(
+        store.get_grant(grant.id).await.expect("get grant"),
+        Some(grant.clone())
+    );
+
+    // Eight concurrent redemptions: exactly one wins, the others see a replay.
+    let at = now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        tasks.spawn(async move { store.redeem_code("code-hash", at).await.expect("redeem") });
+    }
+    let mut redeemed = 0;
+    while let Some(outcome) = tasks.join_next().await {
+        match outcome.expect("task") {
+            CodeRedemption::Redeemed {
+                code: spent,
+                grant: g,
+            } => {
+                redeemed += 1;
+                assert_eq!(spent.used_at, Some(at));
+                assert_eq!(spent.nonce, code.nonce);
+                assert_eq!(g, grant);
+            }
+            CodeRedemption::Replayed { code: spent } => assert_eq!(spent.grant_id, grant.id),
+            CodeRedemption::Unknown => panic!("the code exists"),
+        }
+    }
+    assert_eq!(redeemed, 1);
+    assert_eq!(
+        store.redeem_code("other", now()).await.expect("redeem"),
+        CodeRedemption::Unknown
+    );
+
+    let later = now() + Duration::seconds(5);
+    store.revoke_grant(grant.id, later).await.expect("revoke");
+    store
+        .revoke_grant(grant.id, later + Duration::seconds(5))
+        .await
+        .expect("revoke again");
+    let revoked = store
+        .get_grant(grant.id)
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(revoked.revoked_at, Some(later));
+    assert_not_found(store.revoke_grant(Uuid::now_v7(), later).await);
 }

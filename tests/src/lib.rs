@@ -226,3 +226,239 @@ impl TestApp {
         }
     }
 }
+
+impl TestApp {
+    /// The same services the server uses (a second pool on the same database, same clock).
+    pub async fn services(&self) -> idp::Services {
+        idp::Services::open(self.settings.clone(), Arc::new(self.clock.clone()))
+            .await
+            .expect("open services")
+    }
+
+    /// Creates an institution and returns the master's credential.
+    pub async fn institution(&self, code: &str) -> service::provisioning::CreatedInstitution {
+        let services = self.services().await;
+        services
+            .provisioner
+            .create_institution(
+                &service::provisioning::Actor::cli(),
+                service::provisioning::NewInstitutionInput {
+                    code,
+                    name: "関守クリニック",
+                    master_id: "mst01",
+                    master_reset_id: "rst01",
+                    usage_start: Some(
+                        policies::usage::jst_date(service::Clock::now(&self.clock))
+                            - time::Duration::days(1),
+                    ),
+                },
+            )
+            .await
+            .expect("create institution")
+    }
+
+    /// Registers a client and returns its secret (None for public clients).
+    pub async fn client(
+        &self,
+        client_id: &str,
+        redirect_uri: &str,
+        public: bool,
+        alg: &str,
+    ) -> Option<String> {
+        let services = self.services().await;
+        let (_, secret) = services
+            .provisioner
+            .create_client(
+                &service::provisioning::Actor::cli(),
+                service::provisioning::NewClientInput {
+                    client_id: client_id.into(),
+                    redirect_uris: vec![redirect_uri.into()],
+                    post_logout_redirect_uris: vec![],
+                    public,
+                    scopes: ["openid", "profile", "institution"]
+                        .map(String::from)
+                        .to_vec(),
+                    grant_types: vec!["authorization_code".into()],
+                    backchannel_logout_uri: None,
+                    signing_alg: alg.into(),
+                },
+            )
+            .await
+            .expect("create client");
+        secret
+    }
+}
+
+/// What a browser does that matters here: keep cookies, never follow redirects on its own.
+pub struct Browser {
+    pub http: reqwest::Client,
+    cookies: std::collections::BTreeMap<String, String>,
+    pub accept_language: &'static str,
+}
+
+pub struct Page {
+    pub status: reqwest::StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn location(&self) -> Option<String> {
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+
+    /// The value of a named form field (hidden or pre-filled).
+    pub fn field(&self, name: &str) -> Option<String> {
+        let marker = format!("name=\"{name}\"");
+        let at = self.body.find(&marker)?;
+        let tag_start = self.body[..at].rfind('<')?;
+        let tag_end = at + self.body[at..].find('>')?;
+        let tag = &self.body[tag_start..tag_end];
+        let value_at = tag.find("value=\"")? + 7;
+        let value_end = value_at + tag[value_at..].find('"')?;
+        Some(tag[value_at..value_end].to_owned())
+    }
+
+    /// A query parameter of the redirect target.
+    pub fn redirect_param(&self, name: &str) -> Option<String> {
+        let location = self.location()?;
+        let url = reqwest::Url::parse(&location).ok()?;
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Browser {
+    pub fn new() -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Self {
+            http,
+            cookies: Default::default(),
+            accept_language: "ja,en;q=0.5",
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep_cookies(&mut self, headers: &reqwest::header::HeaderMap) {
+        for value in headers.get_all("set-cookie") {
+            let Ok(text) = value.to_str() else { continue };
+            let pair = text.split(';').next().unwrap_or("");
+            if let Some((name, value)) = pair.split_once('=') {
+                if text.contains("Max-Age=0") {
+                    self.cookies.remove(name);
+                } else {
+                    self.cookies.insert(name.to_owned(), value.to_owned());
+                }
+            }
+        }
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies.get(name).map(String::as_str)
+    }
+
+    pub async fn get(&mut self, url: &str) -> Page {
+        let response = self
+            .http
+            .get(url)
+            .header("cookie", self.cookie_header())
+            .header("accept-language", self.accept_language)
+            .send()
+            .await
+            .expect("GET");
+        self.page(response).await
+    }
+
+    pub async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
+        let response = self
+            .http
+            .post(url)
+            .header("cookie", self.cookie_header())
+            .header("accept-language", self.accept_language)
+            .form(form)
+            .send()
+            .await
+            .expect("POST");
+        self.page(response).await
+    }
+
+    async fn page(&mut self, response: reqwest::Response) -> Page {
+        let status = response.status();
+        let headers = response.headers().clone();
+        self.keep_cookies(&headers);
+        let body = response.text().await.expect("body");
+        Page {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Fills and posts the login form on `page`.
+    pub async fn login(
+        &mut self,
+        base: &str,
+        page: &Page,
+        institution: &str,
+        user_id: &str,
+        password: &str,
+    ) -> Page {
+        let csrf = page.field("csrf_token").expect("csrf_token field");
+        let req = page.field("req").expect("req field");
+        let url = format!("{base}/login");
+        self.post(
+            &url,
+            &[
+                ("csrf_token", &csrf),
+                ("req", &req),
+                ("institution_code", institution),
+                ("user_id", user_id),
+                ("password", password),
+            ],
+        )
+        .await
+    }
+
+    /// Fills and posts the forced password change form on `page`.
+    pub async fn change_password(
+        &mut self,
+        base: &str,
+        page: &Page,
+        new_password: &str,
+        confirm: &str,
+    ) -> Page {
+        let csrf = page.field("csrf_token").expect("csrf_token field");
+        let pending = page.field("pending").expect("pending field");
+        let url = format!("{base}/login/password");
+        self.post(
+            &url,
+            &[
+                ("csrf_token", &csrf),
+                ("pending", &pending),
+                ("new_password", new_password),
+                ("new_password_confirm", confirm),
+            ],
+        )
+        .await
+    }
+}

@@ -8,16 +8,35 @@ use serde_json::json;
 
 use super::AppState;
 use crate::keys::ALGORITHMS;
+use crate::oidc::{ACR_MFA, ACR_PASSWORD};
 
 pub const JWKS_PATH: &str = "/jwks.json";
+pub const AUTHORIZE_PATH: &str = "/authorize";
+pub const TOKEN_PATH: &str = "/token";
+pub const USERINFO_PATH: &str = "/userinfo";
 
-/// Builds the discovery document once. It lists only what this server implements.
+/// Builds the discovery document once. It lists exactly what this server implements.
 pub fn document(issuer: &str) -> Bytes {
     let doc = json!({
         "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}{AUTHORIZE_PATH}"),
+        "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
+        "userinfo_endpoint": format!("{issuer}{USERINFO_PATH}"),
         "jwks_uri": format!("{issuer}{JWKS_PATH}"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ALGORITHMS,
+        "userinfo_signing_alg_values_supported": [],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "acr_values_supported": [ACR_PASSWORD, ACR_MFA],
+        "authorization_response_iss_parameter_supported": true,
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
         "scopes_supported": ["openid", "profile", "institution"],
         "claims_supported": [
             "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr",

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Request};
-use axum::routing::get;
+use axum::routing::{get, post};
 use bytes::Bytes;
-use service::Clock;
+use service::authentication::Authenticator;
+use service::{Clock, Sealer, SecretDigester};
 use store::Store;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -21,6 +22,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::keys::KeyRing;
+use crate::oidc::{authorize, token, userinfo};
+use crate::pages::csrf::Csrf;
+use crate::pages::{self, Pages, login};
 
 /// Everything a handler may use, built once at startup from configuration.
 #[derive(Clone)]
@@ -29,6 +33,11 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub keys: KeyRing,
     pub clock: Arc<dyn Clock>,
+    pub sealer: Arc<Sealer>,
+    pub digester: Arc<SecretDigester>,
+    pub authenticator: Authenticator,
+    pub csrf: Arc<Csrf>,
+    pub pages: Arc<Pages>,
     /// The discovery document, serialised once.
     pub discovery: Bytes,
 }
@@ -39,6 +48,12 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
         .route(discovery::JWKS_PATH, get(discovery::jwks))
+        .route(discovery::AUTHORIZE_PATH, get(authorize::get).post(authorize::post))
+        .route(discovery::TOKEN_PATH, post(token::token))
+        .route(discovery::USERINFO_PATH, get(userinfo::userinfo).post(userinfo::userinfo))
+        .route("/login", post(login::submit))
+        .route("/login/password", post(login::change))
+        .route("/static/sekimori.css", get(pages::stylesheet))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .with_state(state)

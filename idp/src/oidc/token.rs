@@ -1,0 +1,395 @@
+//! The token endpoint (RFC 6749 §3.2, §4.1.3; OpenID Connect Core §3.1.3): client
+//! authentication and the authorization code grant. ID tokens and RFC 9068 access tokens are
+//! signed with the client's algorithm.
+
+use std::collections::HashMap;
+
+use axum::Form;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use policies::lockout::{self, LockState};
+use serde_json::{Value, json};
+use store::{Account, AuditResult, Client, CodeRedemption, Grant, NewAuditEvent};
+use time::Duration;
+use uuid::Uuid;
+
+use super::error::{ErrorCode, TokenError};
+use super::{account_claims, hash_handle, jwt};
+use crate::http::AppState;
+
+type Params = Vec<(String, String)>;
+
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(params): Form<Params>,
+) -> Response {
+    match handle(&state, &headers, &params).await {
+        Ok(body) => {
+            let mut response = Json(body).into_response();
+            let h = response.headers_mut();
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            response
+        }
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn handle(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Value, TokenError> {
+    let mut map: HashMap<&str, &str> = HashMap::with_capacity(params.len());
+    for (k, v) in params {
+        if map.insert(k.as_str(), v.as_str()).is_some() {
+            return Err(TokenError::new(
+                ErrorCode::InvalidRequest,
+                "a parameter was given more than once",
+            ));
+        }
+    }
+    let client = authenticate_client(state, headers, &map).await?;
+    match map.get("grant_type").copied() {
+        Some("authorization_code") => authorization_code(state, &client, &map).await,
+        Some(_) => Err(TokenError::new(
+            ErrorCode::UnsupportedGrantType,
+            "this grant type is not supported",
+        )),
+        None => Err(TokenError::new(
+            ErrorCode::InvalidRequest,
+            "grant_type is required",
+        )),
+    }
+}
+
+const BAD_CLIENT: TokenError =
+    TokenError::new(ErrorCode::InvalidClient, "client authentication failed");
+
+/// `client_secret_basic`, `client_secret_post`, or `none` for public clients (RFC 6749 §2.3).
+async fn authenticate_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    map: &HashMap<&str, &str>,
+) -> Result<Client, TokenError> {
+    let basic = match headers.get(header::AUTHORIZATION) {
+        Some(value) => Some(parse_basic(value).ok_or(BAD_CLIENT)?),
+        None => None,
+    };
+    let (client_id, secret) = match basic {
+        Some((id, secret)) => {
+            if map.contains_key("client_secret") {
+                return Err(TokenError::new(
+                    ErrorCode::InvalidRequest,
+                    "use one client authentication method",
+                ));
+            }
+            if map.get("client_id").is_some_and(|form_id| *form_id != id) {
+                return Err(BAD_CLIENT);
+            }
+            (id, Some(secret))
+        }
+        None => {
+            let id = map.get("client_id").ok_or(BAD_CLIENT)?;
+            (
+                (*id).to_owned(),
+                map.get("client_secret").map(|s| (*s).to_owned()),
+            )
+        }
+    };
+    let client = state
+        .store
+        .get_client(&client_id)
+        .await
+        .map_err(TokenError::server)?;
+    match (client, secret) {
+        (Some(client), Some(secret)) => match &client.secret_hash {
+            Some(hash) if state.digester.verify(&secret, hash) => Ok(client),
+            _ => Err(BAD_CLIENT),
+        },
+        (Some(client), None) if client.is_public() => Ok(client),
+        (None, Some(secret)) => {
+            // Same work as a real check, so response times do not reveal which clients exist.
+            let _ = state.digester.verify(
+                &secret,
+                "$hmac-sha256$v=1$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            );
+            Err(BAD_CLIENT)
+        }
+        _ => Err(BAD_CLIENT),
+    }
+}
+
+fn parse_basic(value: &HeaderValue) -> Option<(String, String)> {
+    let encoded = value.to_str().ok()?.strip_prefix("Basic ")?;
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    // RFC 6749 §2.3.1: both parts are form-urlencoded before they are joined.
+    let unescape = |s: &str| -> Option<String> {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
+    Some((unescape(id)?, unescape(secret)?))
+}
+
+const BAD_GRANT: TokenError = TokenError::new(
+    ErrorCode::InvalidGrant,
+    "the authorization code is invalid, expired or already used",
+);
+
+async fn authorization_code(
+    state: &AppState,
+    client: &Client,
+    map: &HashMap<&str, &str>,
+) -> Result<Value, TokenError> {
+    if !client.grant_types.iter().any(|g| g == "authorization_code") {
+        return Err(TokenError::new(
+            ErrorCode::UnauthorizedClient,
+            "the client may not use this grant",
+        ));
+    }
+    let code = map.get("code").ok_or(TokenError::new(
+        ErrorCode::InvalidRequest,
+        "code is required",
+    ))?;
+    let redirect_uri = map.get("redirect_uri").ok_or(TokenError::new(
+        ErrorCode::InvalidRequest,
+        "redirect_uri is required",
+    ))?;
+    let now = state.clock.now();
+    let (record, grant) = match state
+        .store
+        .redeem_code(&hash_handle(code), now)
+        .await
+        .map_err(TokenError::server)?
+    {
+        CodeRedemption::Redeemed { code, grant } => (code, grant),
+        CodeRedemption::Replayed { code } => {
+            // RFC 6749 §4.1.2: a replayed code revokes what it issued.
+            state
+                .store
+                .revoke_grant(code.grant_id, now)
+                .await
+                .map_err(TokenError::server)?;
+            audit(
+                state,
+                &code.client_id,
+                None,
+                "token.code_replay",
+                AuditResult::Failure,
+                Some("grant revoked"),
+            )
+            .await?;
+            return Err(BAD_GRANT);
+        }
+        CodeRedemption::Unknown => return Err(BAD_GRANT),
+    };
+    if record.client_id != client.client_id
+        || record.redirect_uri != *redirect_uri
+        || now >= record.expires_at
+    {
+        return Err(BAD_GRANT);
+    }
+    match (&record.code_challenge, map.get("code_verifier")) {
+        (Some(challenge), Some(verifier)) if pkce_matches(challenge, verifier) => {}
+        (None, None) => {}
+        _ => {
+            return Err(TokenError::new(
+                ErrorCode::InvalidGrant,
+                "PKCE verification failed",
+            ));
+        }
+    }
+    if grant.revoked_at.is_some() {
+        return Err(BAD_GRANT);
+    }
+    let account = usable_account(state, grant.account_id).await?;
+    let body = issue_tokens(state, client, &account, &grant, record.nonce.as_deref())?;
+    audit(
+        state,
+        &client.client_id,
+        Some(&account),
+        "token.issue",
+        AuditResult::Success,
+        None,
+    )
+    .await?;
+    Ok(body)
+}
+
+/// RFC 7636 §4.6: BASE64URL(SHA256(verifier)) == challenge, compared in constant time.
+fn pkce_matches(challenge: &str, verifier: &str) -> bool {
+    let valid = (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    if !valid {
+        return false;
+    }
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    let computed = URL_SAFE_NO_PAD.encode(digest.as_ref());
+    aws_lc_rs::constant_time::verify_slices_are_equal(computed.as_bytes(), challenge.as_bytes())
+        .is_ok()
+}
+
+/// The account behind a grant, if it may still receive tokens.
+async fn usable_account(state: &AppState, id: Uuid) -> Result<Account, TokenError> {
+    let account = state
+        .store
+        .get_account(id)
+        .await
+        .map_err(TokenError::server)?
+        .ok_or(BAD_GRANT)?;
+    let now = state.clock.now();
+    let locked = account.lock != LockState::None
+        && lockout::is_locked(
+            account.lock,
+            account.locked_at,
+            now,
+            &state.settings.lockout,
+        );
+    if account.deleted_at.is_some() || !account.enabled || locked {
+        return Err(BAD_GRANT);
+    }
+    Ok(account)
+}
+
+fn issue_tokens(
+    state: &AppState,
+    client: &Client,
+    account: &Account,
+    grant: &Grant,
+    nonce: Option<&str>,
+) -> Result<Value, TokenError> {
+    let keys = state.keys.current();
+    let now = state.clock.now();
+    let issuer = state.settings.issuer();
+    let kind = account.institution_code.kind();
+    let access_ttl = i64::from(state.settings.tokens.access_token_seconds);
+    let scope = grant.scopes.join(" ");
+
+    let mut access = account_claims(account, kind, &grant.scopes);
+    access.insert("iss".into(), json!(issuer));
+    access.insert("aud".into(), json!(issuer));
+    access.insert("client_id".into(), json!(client.client_id));
+    access.insert("iat".into(), json!(now.unix_timestamp()));
+    access.insert(
+        "exp".into(),
+        json!((now + Duration::seconds(access_ttl)).unix_timestamp()),
+    );
+    access.insert("jti".into(), json!(Uuid::now_v7().to_string()));
+    access.insert("scope".into(), json!(scope));
+    access.insert("auth_time".into(), json!(grant.auth_time.unix_timestamp()));
+    access.insert("acr".into(), json!(grant.acr));
+    access.insert("amr".into(), json!(grant.amr));
+    access.insert("gid".into(), json!(grant.id.to_string()));
+    let access_token = jwt::sign(&keys, &client.signing_alg, "at+jwt", &Value::Object(access))
+        .map_err(TokenError::server)?;
+
+    let mut id = account_claims(account, kind, &grant.scopes);
+    id.insert("iss".into(), json!(issuer));
+    id.insert("aud".into(), json!(client.client_id));
+    id.insert("azp".into(), json!(client.client_id));
+    id.insert("iat".into(), json!(now.unix_timestamp()));
+    id.insert(
+        "exp".into(),
+        json!(
+            (now + Duration::seconds(i64::from(state.settings.tokens.id_token_seconds)))
+                .unix_timestamp()
+        ),
+    );
+    id.insert("auth_time".into(), json!(grant.auth_time.unix_timestamp()));
+    id.insert("acr".into(), json!(grant.acr));
+    id.insert("amr".into(), json!(grant.amr));
+    id.insert(
+        "at_hash".into(),
+        json!(jwt::at_hash(&client.signing_alg, &access_token)),
+    );
+    if let Some(sid) = &grant.session_id_hash {
+        id.insert("sid".into(), json!(session_id_claim(sid)));
+    }
+    if let Some(nonce) = nonce {
+        id.insert("nonce".into(), json!(nonce));
+    }
+    let id_token = jwt::sign(&keys, &client.signing_alg, "JWT", &Value::Object(id))
+        .map_err(TokenError::server)?;
+
+    Ok(json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": access_ttl,
+        "id_token": id_token,
+        "scope": scope,
+    }))
+}
+
+/// The `sid` claim: derived from the stored session hash, so it identifies the session to
+/// clients (for logout) without being usable as a cookie.
+pub fn session_id_claim(session_id_hash: &str) -> String {
+    hash_handle(session_id_hash)[..22].to_owned()
+}
+
+async fn audit(
+    state: &AppState,
+    client_id: &str,
+    account: Option<&Account>,
+    kind: &str,
+    result: AuditResult,
+    reason: Option<&str>,
+) -> Result<(), TokenError> {
+    state
+        .store
+        .append_audit(NewAuditEvent {
+            at: state.clock.now(),
+            kind: kind.into(),
+            actor_account_id: account.map(|a| a.id),
+            actor: format!("client:{client_id}"),
+            target_account_id: account.map(|a| a.id),
+            target: account.map(|a| format!("{}/{}", a.institution_code, a.user_id)),
+            institution_code: account.map(|a| a.institution_code.as_str().to_owned()),
+            ip: None,
+            user_agent: None,
+            result,
+            reason: reason.map(str::to_owned),
+        })
+        .await
+        .map_err(TokenError::server)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_s256_matches_the_rfc_7636_example() {
+        // RFC 7636 Appendix B.
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        assert!(pkce_matches(challenge, verifier));
+        assert!(!pkce_matches(
+            challenge,
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK"
+        ));
+        assert!(!pkce_matches(challenge, "short"));
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let value = HeaderValue::from_str(&format!(
+            "Basic {}",
+            STANDARD.encode("my%20client:s%3Acret+x")
+        ))
+        .unwrap();
+        assert_eq!(
+            parse_basic(&value),
+            Some(("my client".into(), "s:cret x".into()))
+        );
+        assert_eq!(parse_basic(&HeaderValue::from_static("Bearer x")), None);
+    }
+}

@@ -1,0 +1,291 @@
+//! The login page and the forced password change that follows a sign-in with an initial
+//! password (SPEC §5, §10). Failures show one generic message whatever the reason.
+
+use std::net::SocketAddr;
+
+use axum::Form;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use service::ServiceError;
+use service::authentication::{RequestContext, SignIn};
+use time::Duration;
+use uuid::Uuid;
+
+use super::Locale;
+use crate::http::AppState;
+use crate::oidc::authorize::issue_code;
+use crate::oidc::request::{AuthorizationRequest, open_json, seal_json};
+use crate::session;
+
+/// Renders the login page for a pending authorization request.
+pub fn show(
+    state: &AppState,
+    headers: &HeaderMap,
+    locale: Locale,
+    request: &AuthorizationRequest,
+    failed: bool,
+    institution_code: &str,
+    user_id: &str,
+) -> Response {
+    let (csrf_token, cookie) = state.csrf.issue(headers);
+    let (hint_code, hint_user) = split_hint(request.login_hint.as_deref());
+    let institution_code = if institution_code.is_empty() {
+        hint_code
+    } else {
+        institution_code
+    };
+    let user_id = if user_id.is_empty() {
+        hint_user
+    } else {
+        user_id
+    };
+    let status = if failed {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    state.pages.render(
+        status,
+        "login.html",
+        locale,
+        minijinja::context! {
+            csrf_token,
+            req => request.seal(&state.sealer),
+            client_id => request.client_id.clone(),
+            failed,
+            institution_code,
+            user_id,
+        },
+        &[&request.redirect_uri],
+        &cookie.into_iter().collect::<Vec<_>>(),
+    )
+}
+
+/// `login_hint` may be `user_id@institution_code` (as machine client IDs are written) or a user ID.
+fn split_hint(hint: Option<&str>) -> (&str, &str) {
+    match hint {
+        Some(h) => match h.rsplit_once('@') {
+            Some((user, code)) => (code, user),
+            None => ("", h),
+        },
+        None => ("", ""),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    req: String,
+    #[serde(default)]
+    institution_code: String,
+    #[serde(default)]
+    user_id: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub fn request_context(headers: &HeaderMap, peer: SocketAddr) -> RequestContext {
+    RequestContext {
+        ip: Some(peer.ip().to_string()),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    }
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let locale = Locale::from_headers(&headers);
+    if !state.csrf.check(&headers, &form.csrf_token) {
+        return state
+            .pages
+            .error(StatusCode::FORBIDDEN, locale, "form_expired");
+    }
+    let Some(request) = AuthorizationRequest::open(&state.sealer, &form.req, state.clock.now())
+    else {
+        return state
+            .pages
+            .error(StatusCode::BAD_REQUEST, locale, "form_expired");
+    };
+    let ctx = request_context(&headers, peer);
+    let outcome = match state
+        .authenticator
+        .sign_in(&form.institution_code, &form.user_id, &form.password, &ctx)
+        .await
+    {
+        Ok(outcome) => outcome,
+        Err(e) => return server_error(&state, locale, e),
+    };
+    match outcome {
+        SignIn::Failure(_) => show(
+            &state,
+            &headers,
+            locale,
+            &request,
+            true,
+            bounded(&form.institution_code, 10),
+            bounded(&form.user_id, 8),
+        ),
+        SignIn::Success {
+            account,
+            must_change_password: true,
+        } => {
+            let pending = Pending {
+                account_id: account.id,
+                request,
+                expires_at: (state.clock.now() + Duration::minutes(15)).unix_timestamp(),
+            };
+            show_change(&state, &headers, locale, &pending, &[])
+        }
+        SignIn::Success { account, .. } => complete(&state, &account, &request, ctx).await,
+    }
+}
+
+fn bounded(raw: &str, max: usize) -> &str {
+    match raw.char_indices().nth(max) {
+        Some((i, _)) => &raw[..i],
+        None => raw,
+    }
+}
+
+/// A sign-in waiting for its forced password change, sealed into the form.
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    account_id: Uuid,
+    request: AuthorizationRequest,
+    expires_at: i64,
+}
+
+const PENDING_PURPOSE: &str = "forced-password-change";
+
+fn show_change(
+    state: &AppState,
+    headers: &HeaderMap,
+    locale: Locale,
+    pending: &Pending,
+    violations: &[String],
+) -> Response {
+    let (csrf_token, cookie) = state.csrf.issue(headers);
+    let status = if violations.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    state.pages.render(
+        status,
+        "password_change.html",
+        locale,
+        minijinja::context! {
+            csrf_token,
+            pending => seal_json(&state.sealer, PENDING_PURPOSE, pending),
+            action => "/login/password",
+            violations => minijinja::Value::from(minijinja::value::Serde(violations)),
+        },
+        &[&pending.request.redirect_uri],
+        &cookie.into_iter().collect::<Vec<_>>(),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct ChangeForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    pending: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    new_password_confirm: String,
+}
+
+pub async fn change(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<ChangeForm>,
+) -> Response {
+    let locale = Locale::from_headers(&headers);
+    if !state.csrf.check(&headers, &form.csrf_token) {
+        return state
+            .pages
+            .error(StatusCode::FORBIDDEN, locale, "form_expired");
+    }
+    let Some(pending) = open_json::<Pending>(&state.sealer, PENDING_PURPOSE, &form.pending)
+        .filter(|p| p.expires_at > state.clock.now().unix_timestamp())
+    else {
+        return state
+            .pages
+            .error(StatusCode::BAD_REQUEST, locale, "form_expired");
+    };
+    let ctx = request_context(&headers, peer);
+    let changed = state
+        .authenticator
+        .change_password(
+            pending.account_id,
+            None,
+            &form.new_password,
+            &form.new_password_confirm,
+            &ctx,
+        )
+        .await;
+    match changed {
+        Ok(()) => {}
+        Err(ServiceError::Invalid { violations, .. }) => {
+            let messages: Vec<String> = violations
+                .iter()
+                .map(|v| locale.pick(&v.message_ja, &v.message_en).to_owned())
+                .collect();
+            return show_change(&state, &headers, locale, &pending, &messages);
+        }
+        Err(e) => return server_error(&state, locale, e),
+    }
+    let account = match state.store.get_account(pending.account_id).await {
+        Ok(Some(account)) => account,
+        Ok(None) => {
+            return state
+                .pages
+                .error(StatusCode::BAD_REQUEST, locale, "form_expired");
+        }
+        Err(e) => return server_error(&state, locale, e),
+    };
+    complete(&state, &account, &pending.request, ctx).await
+}
+
+/// Starts the session and sends the user back to the client with a code.
+async fn complete(
+    state: &AppState,
+    account: &store::Account,
+    request: &AuthorizationRequest,
+    ctx: RequestContext,
+) -> Response {
+    let locale = Locale::Ja;
+    let (session, cookie) =
+        match session::start(state, account, vec!["pwd".into()], ctx.ip, ctx.user_agent).await {
+            Ok(started) => started,
+            Err(e) => return server_error(state, locale, e),
+        };
+    let mut response = match issue_code(state, account, &session, request).await {
+        Ok(response) => response,
+        Err(e) => return server_error(state, locale, e),
+    };
+    if let Ok(value) = header::HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+fn server_error(state: &AppState, locale: Locale, err: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %err, "login failed with a server error");
+    state
+        .pages
+        .error(StatusCode::INTERNAL_SERVER_ERROR, locale, "server_error")
+}

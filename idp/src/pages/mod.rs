@@ -1,0 +1,167 @@
+//! Server-rendered pages: Japanese first, English by `Accept-Language`, usable without
+//! JavaScript, every form protected by a CSRF token, every page under a strict CSP.
+
+pub mod csrf;
+pub mod i18n;
+pub mod login;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use minijinja::Environment;
+use serde::Serialize;
+
+pub use i18n::Locale;
+
+/// The compiled templates.
+pub struct Pages {
+    env: Environment<'static>,
+}
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("layout.html", include_str!("../../templates/layout.html")),
+    ("login.html", include_str!("../../templates/login.html")),
+    (
+        "password_change.html",
+        include_str!("../../templates/password_change.html"),
+    ),
+    ("error.html", include_str!("../../templates/error.html")),
+];
+
+pub const STYLESHEET: &str = include_str!("../../templates/sekimori.css");
+
+impl Pages {
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source).expect("templates are valid");
+        }
+        Self { env }
+    }
+
+    /// Renders a page. `form_targets` are extra origins the page's forms may lead to (the
+    /// client's redirect URI, reached by a redirect after the form is posted).
+    pub fn render<S: Serialize>(
+        &self,
+        status: StatusCode,
+        name: &str,
+        locale: Locale,
+        context: S,
+        form_targets: &[&str],
+        cookies: &[String],
+    ) -> Response {
+        let template = self.env.get_template(name).expect("template exists");
+        let body = match template.render(minijinja::context! {
+            t => minijinja::Value::from(minijinja::value::Serde(i18n::messages(locale))),
+            lang => locale.tag(),
+            page => minijinja::Value::from(minijinja::value::Serde(&context)),
+        }) {
+            Ok(body) => body,
+            Err(e) => {
+                tracing::error!(error = %e, template = name, "page rendering failed");
+                return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
+            }
+        };
+        let mut response = (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            body,
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        secure_headers(headers, form_targets);
+        for cookie in cookies {
+            if let Ok(value) = HeaderValue::from_str(cookie) {
+                headers.append(header::SET_COOKIE, value);
+            }
+        }
+        response
+    }
+
+    /// An error page that does not redirect anywhere (unknown client, bad redirect URI,
+    /// expired form).
+    pub fn error(&self, status: StatusCode, locale: Locale, message_key: &str) -> Response {
+        let messages = i18n::messages(locale);
+        let message = messages
+            .get(message_key)
+            .and_then(|v| v.as_str())
+            .unwrap_or(message_key)
+            .to_owned();
+        self.render(
+            status,
+            "error.html",
+            locale,
+            minijinja::context! { message },
+            &[],
+            &[],
+        )
+    }
+}
+
+impl Default for Pages {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Strict CSP and the other protective headers of every page.
+pub fn secure_headers(headers: &mut HeaderMap, form_targets: &[&str]) {
+    let mut form_action = String::from("'self'");
+    for target in form_targets {
+        if let Some(origin) = origin_of(target) {
+            form_action.push(' ');
+            form_action.push_str(&origin);
+        }
+    }
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+    );
+    if let Ok(value) = HeaderValue::from_str(&csp) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+/// `scheme://host[:port]` of an absolute URI, for CSP source lists.
+fn origin_of(uri: &str) -> Option<String> {
+    let (scheme, rest) = uri.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let clean = authority
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c));
+    (!authority.is_empty() && clean && matches!(scheme, "http" | "https"))
+        .then(|| format!("{scheme}://{authority}"))
+}
+
+pub async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        STYLESHEET,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_of;
+
+    #[test]
+    fn origins_for_the_csp() {
+        assert_eq!(
+            origin_of("https://rp.example/cb?x=1").as_deref(),
+            Some("https://rp.example")
+        );
+        assert_eq!(
+            origin_of("http://localhost:3000/cb").as_deref(),
+            Some("http://localhost:3000")
+        );
+        assert_eq!(origin_of("https://evil.example; script-src *"), None);
+        assert_eq!(origin_of("/relative"), None);
+    }
+}

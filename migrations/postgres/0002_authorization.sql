@@ -1,0 +1,32 @@
+-- Authorization grants and codes (OpenID Connect authorization code flow).
+-- A grant is what one authorization produced; codes and tokens hang off it, so revoking the
+-- grant (e.g. when a code is replayed) revokes everything it issued.
+
+CREATE TABLE grants (
+    id              UUID PRIMARY KEY,
+    account_id      UUID NOT NULL REFERENCES accounts (id),
+    client_id       TEXT NOT NULL REFERENCES clients (client_id),
+    session_id_hash TEXT,
+    scopes          TEXT NOT NULL,
+    auth_time       TIMESTAMPTZ NOT NULL,
+    amr             TEXT NOT NULL,
+    acr             TEXT NOT NULL,
+    created_at      TIMESTAMPTZ NOT NULL,
+    revoked_at      TIMESTAMPTZ
+);
+
+CREATE INDEX grants_account ON grants (account_id);
+
+CREATE TABLE authorization_codes (
+    code_hash      TEXT PRIMARY KEY,
+    grant_id       UUID NOT NULL REFERENCES grants (id),
+    client_id      TEXT NOT NULL,
+    redirect_uri   TEXT NOT NULL,
+    nonce          TEXT,
+    code_challenge TEXT,
+    created_at     TIMESTAMPTZ NOT NULL,
+    expires_at     TIMESTAMPTZ NOT NULL,
+    used_at        TIMESTAMPTZ
+);
+
+CREATE INDEX authorization_codes_expires ON authorization_codes (expires_at);

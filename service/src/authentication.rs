@@ -1,0 +1,409 @@
+//! Signing in with a password: the one place that decides whether an institution code, user ID
+//! and password open a session.
+//!
+//! Every failure looks the same to the caller's user (one generic message); the real reason goes
+//! to the audit log. Timing does not tell them apart either: an unknown institution or account
+//! costs a dummy argon2 verification, and the password of a locked or disabled account is still
+//! verified before the refusal.
+
+use std::sync::Arc;
+
+use policies::credential::{self, PasswordState};
+use policies::lockout::{self, FailureDecision, LockState, LockoutPolicy};
+use policies::password::{self, PasswordContext, PasswordPolicy};
+use policies::usage::{self, UsageRefusal, UsageWindow};
+use policies::{InstitutionCode, Violation};
+use store::{Account, AuditResult, Credential, NewAuditEvent, Store};
+use uuid::Uuid;
+
+use crate::{Clock, PasswordHasher, ServiceError};
+
+/// Where a request came from, for the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Why a sign-in failed. Only the audit log sees this; people see one generic message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureReason {
+    MalformedInstitutionCode,
+    UnknownAccount,
+    WrongPassword,
+    /// This failure reached the threshold and locked the account.
+    WrongPasswordLocked,
+    Locked,
+    Disabled,
+    OutsideUsage(UsageRefusal),
+    InitialPasswordExpired,
+}
+
+impl FailureReason {
+    /// The reason as written to the audit log.
+    pub fn as_audit(&self) -> String {
+        match self {
+            FailureReason::MalformedInstitutionCode => "malformed_institution_code".into(),
+            FailureReason::UnknownAccount => "unknown_account".into(),
+            FailureReason::WrongPassword => "wrong_password".into(),
+            FailureReason::WrongPasswordLocked => "wrong_password_locked".into(),
+            FailureReason::Locked => "locked".into(),
+            FailureReason::Disabled => "disabled".into(),
+            FailureReason::OutsideUsage(refusal) => refusal.rule().into(),
+            FailureReason::InitialPasswordExpired => "initial_password_expired".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum SignIn {
+    /// The password is right and the account may sign in. When `must_change_password` is set,
+    /// no session, code or token may be issued until a new password is set.
+    Success {
+        account: Box<Account>,
+        must_change_password: bool,
+    },
+    Failure(FailureReason),
+}
+
+#[derive(Clone)]
+pub struct Authenticator {
+    pub store: Arc<dyn Store>,
+    pub hasher: PasswordHasher,
+    pub clock: Arc<dyn Clock>,
+    pub lockout: LockoutPolicy,
+    pub policy: Arc<PasswordPolicy>,
+}
+
+impl Authenticator {
+    pub async fn sign_in(
+        &self,
+        institution_code: &str,
+        user_id: &str,
+        password: &str,
+        ctx: &RequestContext,
+    ) -> Result<SignIn, ServiceError> {
+        let secret = password::canonical(password).into_owned();
+        let Ok(code) = InstitutionCode::parse_for_login(institution_code) else {
+            self.hasher.verify_dummy(secret).await?;
+            return self
+                .fail(
+                    None,
+                    institution_code,
+                    user_id,
+                    FailureReason::MalformedInstitutionCode,
+                    ctx,
+                )
+                .await;
+        };
+        let Some(account) = self.store.find_account(&code, user_id).await? else {
+            self.hasher.verify_dummy(secret).await?;
+            return self
+                .fail(
+                    None,
+                    code.as_str(),
+                    user_id,
+                    FailureReason::UnknownAccount,
+                    ctx,
+                )
+                .await;
+        };
+        let verified = self
+            .hasher
+            .verify(secret.clone(), account.credential.hash.clone())
+            .await?;
+        let now = self.clock.now();
+
+        if account.lock != LockState::None {
+            if lockout::is_locked(account.lock, account.locked_at, now, &self.lockout) {
+                return self
+                    .fail(
+                        Some(&account),
+                        code.as_str(),
+                        user_id,
+                        FailureReason::Locked,
+                        ctx,
+                    )
+                    .await;
+            }
+            // A failure lock that has lapsed (auto-unlock) is cleared before this attempt counts.
+            self.store
+                .set_lock(account.id, LockState::None, None)
+                .await?;
+        }
+        if !verified.ok {
+            let failures = self.store.record_failure(account.id).await?;
+            let decision = lockout::decide_after_failure(
+                u32::try_from(failures).unwrap_or(u32::MAX),
+                &self.lockout,
+            );
+            let reason = match decision {
+                FailureDecision::Lock => {
+                    self.lock_after_failures(&account, ctx).await?;
+                    FailureReason::WrongPasswordLocked
+                }
+                FailureDecision::Count(_) => FailureReason::WrongPassword,
+            };
+            return self
+                .fail(Some(&account), code.as_str(), user_id, reason, ctx)
+                .await;
+        }
+        if !account.enabled {
+            return self
+                .fail(
+                    Some(&account),
+                    code.as_str(),
+                    user_id,
+                    FailureReason::Disabled,
+                    ctx,
+                )
+                .await;
+        }
+        let window = UsageWindow {
+            start: account.usage_start,
+            end: account.usage_end,
+        };
+        if let Err(refusal) = usage::check_sign_in_window(&window, None, now) {
+            return self
+                .fail(
+                    Some(&account),
+                    code.as_str(),
+                    user_id,
+                    FailureReason::OutsideUsage(refusal),
+                    ctx,
+                )
+                .await;
+        }
+        let state = credential::password_state(
+            account.account_type,
+            account.credential.initial_issued_at,
+            now,
+            credential::INITIAL_PASSWORD_VALIDITY,
+        );
+        if !credential::may_sign_in(state) {
+            return self
+                .fail(
+                    Some(&account),
+                    code.as_str(),
+                    user_id,
+                    FailureReason::InitialPasswordExpired,
+                    ctx,
+                )
+                .await;
+        }
+
+        self.store.record_success(account.id, now).await?;
+        if verified.needs_rehash {
+            let hash = self.hasher.hash(secret).await?;
+            self.store
+                .set_credential(
+                    account.id,
+                    Credential {
+                        hash,
+                        ..account.credential.clone()
+                    },
+                )
+                .await?;
+        }
+        let must_change_password = credential::must_change_password(account.account_type, state);
+        self.audit(
+            Some(&account),
+            code.as_str(),
+            user_id,
+            "login.success",
+            AuditResult::Success,
+            None,
+            ctx,
+        )
+        .await?;
+        Ok(SignIn::Success {
+            account: Box::new(account),
+            must_change_password,
+        })
+    }
+
+    /// Sets a new password chosen by the account holder. `current` is required for self-service
+    /// changes; the forced change right after a sign-in with an initial password passes `None`,
+    /// and the new password is still compared with the current one.
+    pub async fn change_password(
+        &self,
+        account_id: Uuid,
+        current: Option<&str>,
+        new_password: &str,
+        confirmation: &str,
+        ctx: &RequestContext,
+    ) -> Result<(), ServiceError> {
+        let account = self
+            .store
+            .get_account(account_id)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        if account.deleted_at.is_some() {
+            return Err(ServiceError::NotFound);
+        }
+        if let Some(current) = current {
+            let verified = self
+                .hasher
+                .verify(
+                    password::canonical(current).into_owned(),
+                    account.credential.hash.clone(),
+                )
+                .await?;
+            if !verified.ok {
+                return Err(ServiceError::invalid(
+                    "current_password",
+                    vec![Violation::new(
+                        "password.current_mismatch",
+                        "現在のパスワードが正しくありません。",
+                        "The current password is not correct.",
+                    )],
+                ));
+            }
+        }
+        let mut violations = self.policy.check(
+            new_password,
+            &PasswordContext {
+                user_id: Some(&account.user_id),
+                current_password: current,
+            },
+        );
+        if new_password != confirmation {
+            violations.push(password::confirmation_mismatch());
+        }
+        let new_secret = password::canonical(new_password).into_owned();
+        if current.is_none() && violations.is_empty() {
+            let same = self
+                .hasher
+                .verify(new_secret.clone(), account.credential.hash.clone())
+                .await?;
+            if same.ok {
+                violations = self.policy.check(
+                    new_password,
+                    &PasswordContext {
+                        user_id: Some(&account.user_id),
+                        current_password: Some(new_password),
+                    },
+                );
+            }
+        }
+        if !violations.is_empty() {
+            return Err(ServiceError::invalid("new_password", violations));
+        }
+        let hash = self.hasher.hash(new_secret).await?;
+        let now = self.clock.now();
+        self.store
+            .set_credential(
+                account.id,
+                Credential {
+                    hash,
+                    initial_issued_at: None,
+                    initial_sealed: None,
+                    changed_at: Some(now),
+                },
+            )
+            .await?;
+        self.audit(
+            Some(&account),
+            account.institution_code.as_str(),
+            &account.user_id,
+            "password.change",
+            AuditResult::Success,
+            None,
+            ctx,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The state of an account's password now.
+    pub fn password_state(&self, account: &Account) -> PasswordState {
+        credential::password_state(
+            account.account_type,
+            account.credential.initial_issued_at,
+            self.clock.now(),
+            credential::INITIAL_PASSWORD_VALIDITY,
+        )
+    }
+
+    async fn lock_after_failures(
+        &self,
+        account: &Account,
+        ctx: &RequestContext,
+    ) -> Result<(), ServiceError> {
+        let now = self.clock.now();
+        self.store
+            .set_lock(account.id, LockState::Failures, Some(now))
+            .await?;
+        self.store.delete_sessions_of_account(account.id).await?;
+        self.audit(
+            Some(account),
+            account.institution_code.as_str(),
+            &account.user_id,
+            "account.lock",
+            AuditResult::Success,
+            Some("consecutive_failures".into()),
+            ctx,
+        )
+        .await
+    }
+
+    async fn fail(
+        &self,
+        account: Option<&Account>,
+        institution: &str,
+        user_id: &str,
+        reason: FailureReason,
+        ctx: &RequestContext,
+    ) -> Result<SignIn, ServiceError> {
+        self.audit(
+            account,
+            institution,
+            user_id,
+            "login.failure",
+            AuditResult::Failure,
+            Some(reason.as_audit()),
+            ctx,
+        )
+        .await?;
+        Ok(SignIn::Failure(reason))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn audit(
+        &self,
+        account: Option<&Account>,
+        institution: &str,
+        user_id: &str,
+        kind: &str,
+        result: AuditResult,
+        reason: Option<String>,
+        ctx: &RequestContext,
+    ) -> Result<(), ServiceError> {
+        // What was typed is recorded only in bounded, printable form; never the password.
+        let printable = |s: &str| {
+            s.chars()
+                .filter(|c| !c.is_control())
+                .take(32)
+                .collect::<String>()
+        };
+        self.store
+            .append_audit(NewAuditEvent {
+                at: self.clock.now(),
+                kind: kind.into(),
+                actor_account_id: account.map(|a| a.id),
+                actor: format!("{}/{}", printable(institution), printable(user_id)),
+                target_account_id: account.map(|a| a.id),
+                target: Some(printable(user_id)),
+                institution_code: Some(printable(institution)),
+                ip: ctx.ip.clone(),
+                user_agent: ctx
+                    .user_agent
+                    .as_deref()
+                    .map(|ua| ua.chars().take(256).collect()),
+                result,
+                reason,
+            })
+            .await?;
+        Ok(())
+    }
+}

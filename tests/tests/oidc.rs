@@ -1,0 +1,745 @@
+//! OpenID Connect core, end to end: a relying party built on the `openidconnect` crate signs a
+//! user in through Sekimori's own pages (authorization code + PKCE), verifies the ID token and
+//! calls userinfo; then the misuse cases.
+
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
+};
+use openidconnect::{
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, Scope, TokenResponse,
+};
+use reqwest::StatusCode;
+use sekimori_tests::{Backend, Browser, Page, TestApp, spawn_app};
+use serde_json::Value;
+
+const CLINIC: &str = "1312345678";
+const REDIRECT: &str = "https://rp.example/callback";
+const NEW_PASSWORD: &str = "Sekimori#29x";
+
+type Rp = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+fn http() -> openidconnect::reqwest::Client {
+    openidconnect::reqwest::ClientBuilder::new()
+        .redirect(openidconnect::reqwest::redirect::Policy::none())
+        .build()
+        .expect("HTTP client")
+}
+
+async fn relying_party(app: &TestApp, client_id: &str, secret: Option<String>) -> Rp {
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(app.base.clone()).unwrap(), &http())
+            .await
+            .expect("discovery");
+    CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(client_id.into()),
+        secret.map(ClientSecret::new),
+    )
+    .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap())
+}
+
+struct Started {
+    url: String,
+    state: CsrfToken,
+    nonce: Nonce,
+    verifier: PkceCodeVerifier,
+}
+
+fn start(rp: &Rp) -> Started {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state, nonce) = rp
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("profile".into()))
+        .add_scope(Scope::new("institution".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    Started {
+        url: url.to_string(),
+        state,
+        nonce,
+        verifier,
+    }
+}
+
+/// The code from a redirect back to the client, after checking `state` and `iss` (RFC 9207).
+fn code_from(app: &TestApp, page: &Page, started: &Started) -> String {
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert!(page.location().unwrap().starts_with(REDIRECT));
+    assert_eq!(
+        page.redirect_param("state").as_deref(),
+        Some(started.state.secret().as_str())
+    );
+    assert_eq!(
+        page.redirect_param("iss").as_deref(),
+        Some(app.base.as_str())
+    );
+    page.redirect_param("code").expect("code")
+}
+
+/// Signs the master in for the first time: the initial password, then the forced change.
+async fn first_sign_in(
+    app: &TestApp,
+    browser: &mut Browser,
+    started: &Started,
+    initial: &str,
+) -> String {
+    let login = browser.get(&started.url).await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert!(login.body.contains("name=\"institution_code\""));
+    let csp = login.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert!(
+        csp.contains("form-action 'self' https://rp.example"),
+        "{csp}"
+    );
+
+    let change = browser
+        .login(&app.base, &login, CLINIC, "mst01", initial)
+        .await;
+    assert_eq!(change.status, StatusCode::OK, "{}", change.body);
+    assert!(
+        change.field("pending").is_some(),
+        "forced change page expected"
+    );
+    assert!(
+        browser.cookie("sekimori_session").is_none(),
+        "no session before the new password"
+    );
+
+    let refused = browser
+        .change_password(&app.base, &change, "abcd1234", "abcd1234")
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("3種類以上"), "{}", refused.body);
+
+    let done = browser
+        .change_password(&app.base, &refused, NEW_PASSWORD, NEW_PASSWORD)
+        .await;
+    assert!(browser.cookie("sekimori_session").is_some());
+    code_from(app, &done, started)
+}
+
+fn payload(jwt: &str) -> Value {
+    use base64::Engine;
+    let part = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+async fn code_flow_with_pkce(backend: Backend, alg: &str) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let created = app.institution(CLINIC).await;
+    let secret = app.client("rp", REDIRECT, false, alg).await;
+    let rp = relying_party(&app, "rp", secret).await;
+    let mut browser = Browser::new();
+
+    let started = start(&rp);
+    let code = first_sign_in(
+        &app,
+        &mut browser,
+        &started,
+        &created.master.initial_password,
+    )
+    .await;
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(started.verifier)
+        .request_async(&http())
+        .await
+        .expect("code exchange");
+    let id_token = tokens.id_token().expect("id_token");
+    let claims = id_token
+        .claims(&rp.id_token_verifier(), &started.nonce)
+        .expect("valid ID token");
+    assert_eq!(claims.issuer().as_str(), app.base);
+    let raw_id = payload(&id_token.to_string());
+    assert_eq!(raw_id["institution_code"], CLINIC);
+    assert_eq!(raw_id["institution_kind"], "medical");
+    assert_eq!(raw_id["account_type"], "master");
+    assert_eq!(raw_id["user_id"], "mst01");
+    assert_eq!(raw_id["name"], "マスタアカウント");
+    assert_eq!(raw_id["amr"], serde_json::json!(["pwd"]));
+    assert_eq!(raw_id["acr"], "urn:sekimori:acr:password");
+    assert!(raw_id["auth_time"].as_i64().is_some());
+    let header = payload_header(&id_token.to_string());
+    assert_eq!(header["alg"], alg);
+
+    let access = tokens.access_token().secret();
+    let at_header = payload_header(access);
+    assert_eq!(at_header["typ"], "at+jwt");
+    let at = payload(access);
+    assert_eq!(at["client_id"], "rp");
+    assert_eq!(at["sub"], raw_id["sub"]);
+
+    let info: CoreUserInfoClaims = rp
+        .user_info(tokens.access_token().clone(), None)
+        .expect("userinfo endpoint")
+        .request_async(&http())
+        .await
+        .expect("userinfo");
+    assert_eq!(info.subject().as_str(), raw_id["sub"].as_str().unwrap());
+    let raw_info: Value = app
+        .http
+        .get(app.url("/userinfo"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(raw_info["user_id"], "mst01");
+    assert_eq!(raw_info["name_kana"], "マスタアカウント");
+
+    // Single sign-on: a second authorization in the same browser needs no login page.
+    let again = start(&rp);
+    let page = browser.get(&again.url).await;
+    let code = code_from(&app, &page, &again);
+    let second = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(again.verifier)
+        .request_async(&http())
+        .await
+        .expect("second exchange");
+    let second_claims = second
+        .id_token()
+        .unwrap()
+        .claims(&rp.id_token_verifier(), &again.nonce)
+        .unwrap();
+    assert_eq!(second_claims.subject(), claims.subject(), "sub is stable");
+}
+
+fn payload_header(jwt: &str) -> Value {
+    use base64::Engine;
+    let part = jwt.split('.').next().unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn sqlite_code_flow_rs256() {
+    code_flow_with_pkce(Backend::Sqlite, "RS256").await;
+}
+
+#[tokio::test]
+async fn sqlite_code_flow_es256() {
+    code_flow_with_pkce(Backend::Sqlite, "ES256").await;
+}
+
+#[tokio::test]
+async fn sqlite_code_flow_eddsa() {
+    code_flow_with_pkce(Backend::Sqlite, "EdDSA").await;
+}
+
+#[tokio::test]
+async fn postgres_code_flow_rs256() {
+    code_flow_with_pkce(Backend::Postgres, "RS256").await;
+}
+
+/// A signed-in browser and a started authorization, for the misuse cases.
+async fn signed_in(app: &TestApp, rp: &Rp, browser: &mut Browser, initial: &str) -> Started {
+    let first = start(rp);
+    first_sign_in(app, browser, &first, initial).await;
+    start(rp)
+}
+
+async fn token_request(
+    app: &TestApp,
+    form: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let mut request = app.http.post(app.url("/token")).form(form);
+    if let Some((id, secret)) = basic {
+        request = request.basic_auth(id, Some(secret));
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    (status, headers, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn misuse_is_refused() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let created = app.institution(CLINIC).await;
+    let secret = app.client("rp", REDIRECT, false, "RS256").await.unwrap();
+    let rp = relying_party(&app, "rp", Some(secret.clone())).await;
+    let mut browser = Browser::new();
+    let started = signed_in(&app, &rp, &mut browser, &created.master.initial_password).await;
+
+    // Wrong PKCE verifier.
+    let code = code_from(&app, &browser.get(&started.url).await, &started);
+    let wrong = PkceCodeVerifier::new("x".repeat(43));
+    let err = rp
+        .exchange_code(AuthorizationCode::new(code.clone()))
+        .unwrap()
+        .set_pkce_verifier(wrong)
+        .request_async(&http())
+        .await;
+    assert!(format!("{err:?}").contains("invalid_grant"), "{err:?}");
+
+    // Reused code: refused, and the tokens of the first exchange are revoked.
+    let started = start(&rp);
+    let code = code_from(&app, &browser.get(&started.url).await, &started);
+    let verifier = started.verifier.secret().to_owned();
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(code.clone()))
+        .unwrap()
+        .set_pkce_verifier(PkceCodeVerifier::new(verifier.clone()))
+        .request_async(&http())
+        .await
+        .unwrap();
+    let access = tokens.access_token().secret().clone();
+    let ok = app
+        .http
+        .get(app.url("/userinfo"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let (status, _, body) = token_request(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+        Some(("rp", &secret)),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let revoked = app
+        .http
+        .get(app.url("/userinfo"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        revoked.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
+
+    // Wrong redirect URI at the token endpoint.
+    let started = start(&rp);
+    let code = code_from(&app, &browser.get(&started.url).await, &started);
+    let (status, _, body) = token_request(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://rp.example/other"),
+            ("code_verifier", started.verifier.secret()),
+        ],
+        Some(("rp", &secret)),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+
+    // Wrong client secret: 401 with WWW-Authenticate, by Basic and by post.
+    let (status, headers, body) = token_request(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", "x"),
+            ("redirect_uri", REDIRECT),
+        ],
+        Some(("rp", "wrong")),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
+    let (status, _, _) = token_request(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", "x"),
+            ("redirect_uri", REDIRECT),
+            ("client_id", "rp"),
+            ("client_secret", "wrong"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, body) = token_request(
+        &app,
+        &[("grant_type", "authorization_code")],
+        Some(("nobody", "x")),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+
+    // client_secret_post works.
+    let started = start(&rp);
+    let code = code_from(&app, &browser.get(&started.url).await, &started);
+    let (status, headers, body) = token_request(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", started.verifier.secret()),
+            ("client_id", "rp"),
+            ("client_secret", &secret),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(body["token_type"], "Bearer");
+
+    // An expired code (60 s) through the injected clock.
+    let started = start(&rp);
+    let code = code_from(&app, &browser.get(&started.url).await, &started);
+    app.clock.advance(time::Duration::seconds(61));
+    let err = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(started.verifier)
+        .request_async(&http())
+        .await;
+    assert!(format!("{err:?}").contains("invalid_grant"), "{err:?}");
+
+    // Unsupported grant type.
+    let (status, _, body) =
+        token_request(&app, &[("grant_type", "password")], Some(("rp", &secret))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unsupported_grant_type"))
+    );
+}
+
+#[tokio::test]
+async fn authorization_errors_stay_or_go_back_as_the_rfc_says() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    app.institution(CLINIC).await;
+    app.client("rp", REDIRECT, false, "RS256").await;
+    app.client("spa", REDIRECT, true, "ES256").await;
+    let mut browser = Browser::new();
+    let authorize = |query: &str| format!("{}/authorize?{query}", app.base);
+    let redirect = urlencode(REDIRECT);
+
+    // Unknown client and unregistered redirect URI: an error page, never a redirect.
+    let page = browser
+        .get(&authorize(&format!(
+            "client_id=nobody&redirect_uri={redirect}&response_type=code&scope=openid"
+        )))
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.location().is_none());
+    assert!(page.body.contains("登録されていません"));
+    let evil = urlencode("https://evil.example/cb");
+    let page = browser
+        .get(&authorize(&format!(
+            "client_id=rp&redirect_uri={evil}&response_type=code&scope=openid"
+        )))
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.location().is_none());
+    browser.accept_language = "en-US,en;q=0.9";
+    let page = browser
+        .get(&authorize(&format!(
+            "client_id=rp&redirect_uri={evil}&response_type=code&scope=openid"
+        )))
+        .await;
+    assert!(
+        page.body.contains("does not match a registered one"),
+        "{}",
+        page.body
+    );
+    browser.accept_language = "ja";
+
+    let back = |page: &Page| {
+        (
+            page.redirect_param("error").unwrap_or_default(),
+            page.redirect_param("state").unwrap_or_default(),
+        )
+    };
+    let base = format!("client_id=rp&redirect_uri={redirect}&state=xyz");
+    let cases = [
+        (
+            "&response_type=token&scope=openid",
+            "unsupported_response_type",
+        ),
+        ("&response_type=code&scope=profile", "invalid_scope"),
+        ("&response_type=code&scope=openid%20email", "invalid_scope"),
+        (
+            "&response_type=code&scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=plain",
+            "invalid_request",
+        ),
+        (
+            "&response_type=code&scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            "invalid_request",
+        ),
+        (
+            "&response_type=code&scope=openid&prompt=none",
+            "login_required",
+        ),
+        (
+            "&response_type=code&scope=openid&request=eyJ",
+            "request_not_supported",
+        ),
+        (
+            "&response_type=code&scope=openid&scope=openid",
+            "invalid_request",
+        ),
+        (
+            "&response_type=code&scope=openid&max_age=-1",
+            "invalid_request",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let page = browser.get(&authorize(&format!("{base}{extra}"))).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{extra}");
+        assert_eq!(
+            back(&page),
+            (expected.to_owned(), "xyz".to_owned()),
+            "{extra}"
+        );
+        assert_eq!(
+            page.redirect_param("iss").as_deref(),
+            Some(app.base.as_str())
+        );
+    }
+    // Public clients must use PKCE.
+    let page = browser
+        .get(&authorize(&format!(
+            "client_id=spa&redirect_uri={redirect}&response_type=code&scope=openid&state=s"
+        )))
+        .await;
+    assert_eq!(back(&page).0, "invalid_request");
+    // With PKCE S256 the login page is shown.
+    let page = browser
+        .get(&authorize(&format!(
+            "client_id=spa&redirect_uri={redirect}&response_type=code&scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&login_hint=mst01%40{CLINIC}"
+        )))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.field("user_id").as_deref(), Some("mst01"));
+    assert_eq!(page.field("institution_code").as_deref(), Some(CLINIC));
+}
+
+#[tokio::test]
+async fn login_failures_are_generic_and_forms_need_their_csrf_token() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let created = app.institution(CLINIC).await;
+    let secret = app.client("rp", REDIRECT, false, "RS256").await;
+    let rp = relying_party(&app, "rp", secret).await;
+    let mut browser = Browser::new();
+    let started = start(&rp);
+    let login = browser.get(&started.url).await;
+
+    let mut bodies = Vec::new();
+    for (code, user, password) in [
+        (CLINIC, "mst01", "Wrong#Pass99"),
+        (CLINIC, "nobody", "Wrong#Pass99"),
+        ("1319999999", "mst01", "Wrong#Pass99"),
+        ("abc", "mst01", "x"),
+    ] {
+        let page = browser.login(&app.base, &login, code, user, password).await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+        assert!(
+            page.body.contains("ログインできませんでした"),
+            "{}",
+            page.body
+        );
+        assert!(browser.cookie("sekimori_session").is_none());
+        // The page differs only in what was typed back into the fields.
+        bodies.push(
+            page.body
+                .replace(code, "")
+                .replace(user, "")
+                .split("name=\"csrf_token\"")
+                .next()
+                .unwrap()
+                .len(),
+        );
+    }
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "failure pages must not differ: {bodies:?}"
+    );
+
+    // Posting without the CSRF cookie's token is refused.
+    let req = login.field("req").unwrap();
+    let page = browser
+        .post(
+            &app.url("/login"),
+            &[
+                ("csrf_token", "forged"),
+                ("req", &req),
+                ("institution_code", CLINIC),
+                ("user_id", "mst01"),
+                ("password", &created.master.initial_password),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    let mut stranger = Browser::new();
+    let csrf = login.field("csrf_token").unwrap();
+    let page = stranger
+        .post(
+            &app.url("/login"),
+            &[
+                ("csrf_token", &csrf),
+                ("req", &req),
+                ("institution_code", CLINIC),
+                ("user_id", "mst01"),
+                ("password", &created.master.initial_password),
+            ],
+        )
+        .await;
+    assert_eq!(
+        page.status,
+        StatusCode::FORBIDDEN,
+        "a token without its cookie is refused"
+    );
+
+    // The audit log has the real reasons; the page never did.
+    let services = app.services().await;
+    let events = services
+        .store
+        .list_audit(
+            &store::AuditFilter {
+                kind: Some("login.failure".into()),
+                ..Default::default()
+            },
+            100,
+        )
+        .await
+        .unwrap();
+    let reasons: Vec<_> = events
+        .iter()
+        .map(|e| e.event.reason.clone().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "wrong_password",
+            "unknown_account",
+            "unknown_account",
+            "malformed_institution_code"
+        ]
+    );
+
+    // English when the browser prefers it.
+    browser.accept_language = "en";
+    let page = browser
+        .login(&app.base, &login, CLINIC, "mst01", "Wrong#Pass99")
+        .await;
+    assert!(page.body.contains("Sign-in failed"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn max_age_and_prompt_login_ask_again() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let created = app.institution(CLINIC).await;
+    let secret = app.client("rp", REDIRECT, false, "RS256").await;
+    let rp = relying_party(&app, "rp", secret).await;
+    let mut browser = Browser::new();
+    let started = signed_in(&app, &rp, &mut browser, &created.master.initial_password).await;
+    assert_eq!(
+        browser.get(&started.url).await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    app.clock.advance(time::Duration::minutes(5));
+    let page = browser.get(&format!("{}&max_age=60", started.url)).await;
+    assert_eq!(
+        page.status,
+        StatusCode::OK,
+        "a sign-in older than max_age needs the login page"
+    );
+    let page = browser.get(&format!("{}&prompt=login", started.url)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let page = browser.get(&format!("{}&prompt=none", started.url)).await;
+    assert_eq!(
+        page.status,
+        StatusCode::SEE_OTHER,
+        "prompt=none with a live session succeeds"
+    );
+    assert!(page.redirect_param("code").is_some());
+
+    // Past the idle timeout the session is gone.
+    app.clock.advance(time::Duration::minutes(31));
+    let page = browser.get(&format!("{}&prompt=none", started.url)).await;
+    assert_eq!(
+        page.redirect_param("error").as_deref(),
+        Some("login_required")
+    );
+}
+
+fn urlencode(s: &str) -> String {
+    url_escape(s)
+}
+
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

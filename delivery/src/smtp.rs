@@ -37,6 +37,8 @@ impl SmtpDriver {
     /// Checks the settings and prepares the transport; nothing connects until the first
     /// message. Errors name the configuration key.
     pub fn new(settings: &SmtpSettings, timeout: Duration) -> Result<Self, String> {
+        // lettre's rustls client needs a process-wide provider; see the crate documentation.
+        crate::install_crypto_provider();
         if settings.host.is_empty() {
             return Err("delivery.smtp.host: required when a method uses smtp".to_owned());
         }

@@ -10,6 +10,7 @@
 //! AWS clients get fixed test credentials ([`AwsCredentials::Static`]): no AWS configuration
 //! file or environment variable of the developer is read.
 
+use std::io::Write;
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -69,7 +70,11 @@ fn peers_python() -> Option<PathBuf> {
         Ok(python) => Some(python.clone()),
         Err(why) if in_ci() => panic!("test peers unavailable under CI=true: {why}"),
         Err(why) => {
-            eprintln!("note: skipping a peer test, the test peers are unavailable: {why}");
+            // Written to the real stderr, past libtest's capture, so the skip is visible.
+            let _ = writeln!(
+                std::io::stderr(),
+                "note: skipping a peer test, the test peers are unavailable: {why}"
+            );
             None
         }
     }

@@ -96,6 +96,8 @@ impl Application {
         .await?;
         let bootstrap = bootstrap_operator(&services).await?;
         let settings = services.settings.clone();
+        let redis = Some(settings.redis.url.as_str()).filter(|u| !u.is_empty());
+        let limiter = limits::from_url(redis).await?;
         let provisioner = &services.provisioner;
         let authenticator = Authenticator {
             store: services.store.clone(),
@@ -103,6 +105,7 @@ impl Application {
             clock: services.clock.clone(),
             lockout: settings.lockout.clone(),
             policy: provisioner.policy.clone(),
+            login_hours: settings.login_hours.clone(),
         };
         let state = AppState {
             discovery: http::discovery_document(settings.issuer()),
@@ -114,6 +117,7 @@ impl Application {
             authenticator,
             csrf: Arc::new(Csrf::from_kek(&services.kek)),
             pages: Arc::new(Pages::new()),
+            limiter,
             settings,
         };
         Ok(Self {

@@ -31,10 +31,16 @@ pub struct Settings {
     pub password_hashing: HashingParams,
     #[serde(default)]
     pub lockout: LockoutPolicy,
+    /// Deployment-wide login hours (Asia/Tokyo); absent means any time. An institution's own
+    /// setting takes precedence.
+    #[serde(default)]
+    pub login_hours: Option<policies::usage::LoginHours>,
     pub session: SessionSettings,
+    #[serde(default)]
+    pub limits: limits::Limits,
     pub tokens: TokenSettings,
     pub outbox: OutboxSettings,
-    pub delivery: DeliverySettings,
+    pub delivery: delivery::DeliveryConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -118,60 +124,6 @@ pub struct TokenSettings {
 #[serde(deny_unknown_fields)]
 pub struct OutboxSettings {
     pub path: PathBuf,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    Outbox,
-    Smtp,
-    Sns,
-    Voice,
-    Webhook,
-}
-
-/// Which driver delivers each second-factor method, and the drivers' endpoints.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeliverySettings {
-    pub email: Channel,
-    pub sms: Channel,
-    pub voice: Channel,
-    #[serde(default)]
-    pub smtp: SmtpSettings,
-    #[serde(default)]
-    pub sns: AwsSettings,
-    #[serde(default)]
-    pub voice_provider: VoiceSettings,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SmtpSettings {
-    pub host: String,
-    pub port: u16,
-    pub username: String,
-    pub password: Secret,
-    pub from: String,
-    /// `starttls`, `tls` or `none` (none only outside production).
-    pub tls: String,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AwsSettings {
-    pub region: String,
-    /// Overrides the AWS endpoint (tests point it at a local peer).
-    pub endpoint: String,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VoiceSettings {
-    pub region: String,
-    pub endpoint: String,
-    pub origination_identity: String,
-    pub voice_id: String,
 }
 
 /// A configuration value that must never be printed.
@@ -311,24 +263,10 @@ impl Settings {
                 "must be between 1 and 720",
             ));
         }
-        for (key, channel) in [
-            ("delivery.email", self.delivery.email),
-            ("delivery.sms", self.delivery.sms),
-            ("delivery.voice", self.delivery.voice),
-        ] {
-            if self.server.production && channel == Channel::Outbox {
-                return Err(invalid(
-                    key,
-                    "the development outbox is refused in production",
-                ));
-            }
-        }
-        if self.server.production && self.delivery.smtp.tls == "none" {
-            return Err(invalid(
-                "delivery.smtp.tls",
-                "plain SMTP is refused in production",
-            ));
-        }
+        // Building the drivers checks every delivery key (and refuses the development outbox and
+        // plain SMTP in production); the server builds them again for use.
+        delivery::Channels::build(&self.delivery, &self.outbox.path, self.server.production)
+            .map_err(ConfigError::Load)?;
         if self.server.production && !self.bootstrap.operator_user_id.is_empty() {
             return Err(invalid(
                 "bootstrap.operator_user_id",

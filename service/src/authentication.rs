@@ -11,7 +11,7 @@ use std::sync::Arc;
 use policies::credential::{self, PasswordState};
 use policies::lockout::{self, FailureDecision, LockState, LockoutPolicy};
 use policies::password::{self, PasswordContext, PasswordPolicy};
-use policies::usage::{self, UsageRefusal, UsageWindow};
+use policies::usage::{self, LoginHours, UsageRefusal, UsageWindow};
 use policies::{InstitutionCode, Violation};
 use store::{Account, AuditResult, Credential, NewAuditEvent, Store};
 use uuid::Uuid;
@@ -71,8 +71,11 @@ pub struct Authenticator {
     pub store: Arc<dyn Store>,
     pub hasher: PasswordHasher,
     pub clock: Arc<dyn Clock>,
+    /// The deployment's lockout profile; an institution may set its own threshold.
     pub lockout: LockoutPolicy,
     pub policy: Arc<PasswordPolicy>,
+    /// The deployment's login hours, if any; an institution's own hours take precedence.
+    pub login_hours: Option<LoginHours>,
 }
 
 impl Authenticator {
@@ -113,9 +116,11 @@ impl Authenticator {
             .verify(secret.clone(), account.credential.hash.clone())
             .await?;
         let now = self.clock.now();
+        let institution = self.store.get_institution(&code).await?;
+        let lockout_policy = self.lockout_policy(institution.as_ref());
 
         if account.lock != LockState::None {
-            if lockout::is_locked(account.lock, account.locked_at, now, &self.lockout) {
+            if lockout::is_locked(account.lock, account.locked_at, now, &lockout_policy) {
                 return self
                     .fail(
                         Some(&account),
@@ -135,7 +140,7 @@ impl Authenticator {
             let failures = self.store.record_failure(account.id).await?;
             let decision = lockout::decide_after_failure(
                 u32::try_from(failures).unwrap_or(u32::MAX),
-                &self.lockout,
+                &lockout_policy,
             );
             let reason = match decision {
                 FailureDecision::Lock => {
@@ -163,7 +168,8 @@ impl Authenticator {
             start: account.usage_start,
             end: account.usage_end,
         };
-        if let Err(refusal) = usage::check_sign_in_window(&window, None, now) {
+        let hours = self.login_hours(institution.as_ref());
+        if let Err(refusal) = usage::check_sign_in_window(&window, hours.as_ref(), now) {
             return self
                 .fail(
                     Some(&account),
@@ -223,16 +229,19 @@ impl Authenticator {
     }
 
     /// Sets a new password chosen by the account holder. `current` is required for self-service
-    /// changes; the forced change right after a sign-in with an initial password passes `None`,
-    /// and the new password is still compared with the current one.
+    /// changes; the forced change right after a sign-in with an initial password passes `None`.
+    /// Either way the new password must differ from the current one and from the last
+    /// `password.history_depth` passwords. Every other session of the account ends; the session
+    /// `keep_session` (the one making the change) stays. Returns how many sessions ended.
     pub async fn change_password(
         &self,
         account_id: Uuid,
         current: Option<&str>,
         new_password: &str,
         confirmation: &str,
+        keep_session: Option<&str>,
         ctx: &RequestContext,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<u64, ServiceError> {
         let account = self
             .store
             .get_account(account_id)
@@ -260,23 +269,25 @@ impl Authenticator {
                 ));
             }
         }
-        let mut violations = self.policy.check(
-            new_password,
-            &PasswordContext {
-                user_id: Some(&account.user_id),
-                current_password: current,
-            },
-        );
+        let ctx_policy = PasswordContext {
+            user_id: Some(&account.user_id),
+            current_password: current,
+        };
+        let mut violations = self.policy.check(new_password, &ctx_policy);
         if new_password != confirmation {
             violations.push(password::confirmation_mismatch());
         }
         let new_secret = password::canonical(new_password).into_owned();
-        if current.is_none() && violations.is_empty() {
-            let same = self
-                .hasher
-                .verify(new_secret.clone(), account.credential.hash.clone())
-                .await?;
-            if same.ok {
+        if violations.is_empty() {
+            // The current password is compared through its hash when it was not typed; earlier
+            // passwords always are.
+            if current.is_none()
+                && self
+                    .hasher
+                    .verify(new_secret.clone(), account.credential.hash.clone())
+                    .await?
+                    .ok
+            {
                 violations = self.policy.check(
                     new_password,
                     &PasswordContext {
@@ -285,21 +296,36 @@ impl Authenticator {
                     },
                 );
             }
+            for old in self
+                .store
+                .password_history(account.id, self.policy.history_depth)
+                .await?
+            {
+                if self.hasher.verify(new_secret.clone(), old).await?.ok {
+                    violations.push(password::history_violation(self.policy.history_depth));
+                    break;
+                }
+            }
         }
         if !violations.is_empty() {
             return Err(ServiceError::invalid("new_password", violations));
         }
         let hash = self.hasher.hash(new_secret).await?;
         let now = self.clock.now();
-        self.store
-            .set_credential(
+        let credential = Credential {
+            hash,
+            initial_issued_at: None,
+            initial_sealed: None,
+            changed_at: Some(now),
+        };
+        let ended = self
+            .store
+            .change_password(
                 account.id,
-                Credential {
-                    hash,
-                    initial_issued_at: None,
-                    initial_sealed: None,
-                    changed_at: Some(now),
-                },
+                credential,
+                &account.credential.hash,
+                self.policy.history_depth,
+                keep_session,
             )
             .await?;
         self.audit(
@@ -308,11 +334,52 @@ impl Authenticator {
             &account.user_id,
             "password.change",
             AuditResult::Success,
-            None,
+            (ended > 0).then(|| format!("ended {ended} other session(s)")),
             ctx,
         )
         .await?;
-        Ok(())
+        Ok(ended)
+    }
+
+    /// Records the end of a session (sign-out, expiry noticed, revocation).
+    pub async fn session_ended(
+        &self,
+        account: &Account,
+        reason: &str,
+        ctx: &RequestContext,
+    ) -> Result<(), ServiceError> {
+        self.audit(
+            Some(account),
+            account.institution_code.as_str(),
+            &account.user_id,
+            "session.end",
+            AuditResult::Success,
+            Some(reason.to_owned()),
+            ctx,
+        )
+        .await
+    }
+
+    /// The lockout profile for an institution: its own threshold when set, else the deployment's.
+    pub fn lockout_policy(&self, institution: Option<&store::Institution>) -> LockoutPolicy {
+        let mut policy = self.lockout.clone();
+        if let Some(threshold) = institution.and_then(|i| i.settings.lockout_threshold) {
+            policy.threshold = threshold;
+        }
+        policy
+    }
+
+    /// The login hours in force for an institution: its own when set, else the deployment's.
+    pub fn login_hours(&self, institution: Option<&store::Institution>) -> Option<LoginHours> {
+        let own = institution
+            .and_then(|i| i.settings.login_hours.as_ref())
+            .and_then(|h| {
+                let parse = |s: &str| {
+                    time::Time::parse(s, time::macros::format_description!("[hour]:[minute]")).ok()
+                };
+                LoginHours::every_day(parse(&h.start)?, parse(&h.end)?).ok()
+            });
+        own.or_else(|| self.login_hours.clone())
     }
 
     /// The state of an account's password now.

@@ -191,6 +191,19 @@ pub(crate) mod sql {
             password_changed_at = $5, failed_attempts = 0 \
         WHERE id = $1";
 
+    pub const INSERT_PASSWORD_HISTORY: &str =
+        "INSERT INTO password_history (account_id, hash, created_at) VALUES ($1, $2, $3)";
+    /// Keeps only the newest `$2` entries of an account.
+    pub const TRIM_PASSWORD_HISTORY: &str = "\
+        DELETE FROM password_history WHERE account_id = $1 AND hash NOT IN ( \
+            SELECT hash FROM password_history WHERE account_id = $1 \
+            ORDER BY created_at DESC LIMIT $2)";
+    pub const SELECT_PASSWORD_HISTORY: &str = "\
+        SELECT hash FROM password_history WHERE account_id = $1 \
+        ORDER BY created_at DESC LIMIT $2";
+    pub const DELETE_OTHER_SESSIONS: &str =
+        "DELETE FROM sessions WHERE account_id = $1 AND ($2 IS NULL OR id_hash <> $2)";
+
     pub const INSERT_CLIENT: &str = "\
         INSERT INTO clients (client_id, secret_hash, redirect_uris, post_logout_redirect_uris, \
             grant_types, scopes, backchannel_logout_uri, signing_alg, created_at) \
@@ -251,6 +264,12 @@ pub(crate) mod sql {
         INSERT INTO audit_events (at, kind, actor_account_id, actor, target_account_id, target, \
             institution_code, ip, user_agent, result, reason) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    pub const RECENT_SIGN_INS: &str = "\
+        SELECT seq, at, kind, actor_account_id, actor, target_account_id, target, \
+            institution_code, ip, user_agent, result, reason \
+        FROM audit_events \
+        WHERE target_account_id = $1 AND kind IN ('login.success', 'login.failure') \
+        ORDER BY at DESC, seq DESC LIMIT $2";
     /// `from` is inclusive, `to` exclusive; an absent bound or filter matches everything.
     pub const LIST_AUDIT: &str = "\
         SELECT seq, at, kind, actor_account_id, actor, target_account_id, target, \
@@ -679,6 +698,62 @@ macro_rules! impl_store {
                     expect_one(done.rows_affected())
                 }
 
+                async fn change_password(
+                    &self,
+                    id: Uuid,
+                    credential: Credential,
+                    previous_hash: &str,
+                    keep: u32,
+                    keep_session: Option<&str>,
+                ) -> Result<u64> {
+                    let mut tx = self.begin_write().await?;
+                    let done = sqlx::query(sql::SET_CREDENTIAL)
+                        .bind(id)
+                        .bind(&credential.hash)
+                        .bind(ts_opt(credential.initial_issued_at))
+                        .bind(credential.initial_sealed.as_deref())
+                        .bind(ts_opt(credential.changed_at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    expect_one(done.rows_affected())?;
+                    if keep > 0 {
+                        let at = credential.changed_at.unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                        sqlx::query(sql::INSERT_PASSWORD_HISTORY)
+                            .bind(id)
+                            .bind(previous_hash)
+                            .bind(ts(at))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db)?;
+                    }
+                    sqlx::query(sql::TRIM_PASSWORD_HISTORY)
+                        .bind(id)
+                        .bind(i64::from(keep))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    let ended = sqlx::query(sql::DELETE_OTHER_SESSIONS)
+                        .bind(id)
+                        .bind(keep_session)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?
+                        .rows_affected();
+                    tx.commit().await.map_err(db)?;
+                    Ok(ended)
+                }
+
+                async fn password_history(&self, id: Uuid, limit: u32) -> Result<Vec<String>> {
+                    let rows = sqlx::query(sql::SELECT_PASSWORD_HISTORY)
+                        .bind(id)
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    rows.iter().map(|row| col::<String>(row, "hash")).collect()
+                }
+
                 async fn create_client(&self, client: Client, audit: NewAuditEvent) -> Result<()> {
                     let mut tx = self.begin_write().await?;
                     sqlx::query(sql::INSERT_CLIENT)
@@ -883,6 +958,20 @@ macro_rules! impl_store {
                 async fn append_audit(&self, event: NewAuditEvent) -> Result<()> {
                     let mut conn = self.pool.acquire().await.map_err(db)?;
                     insert_audit(&mut conn, &event).await
+                }
+
+                async fn recent_sign_ins(
+                    &self,
+                    account_id: Uuid,
+                    limit: i64,
+                ) -> Result<Vec<AuditEvent>> {
+                    let rows = sqlx::query(sql::RECENT_SIGN_INS)
+                        .bind(account_id)
+                        .bind(limit.max(0))
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    rows.iter().map(audit_from_row).collect()
                 }
 
                 async fn list_audit(

@@ -102,6 +102,20 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces the credential (password change or reset) and clears the failure count.
     async fn set_credential(&self, id: Uuid, credential: Credential) -> Result<()>;
 
+    /// A password change by the account holder, in one transaction: the previous hash joins the
+    /// history (only the newest `keep` are retained), the new credential replaces it, and every
+    /// other session of the account ends. Returns how many sessions ended.
+    async fn change_password(
+        &self,
+        id: Uuid,
+        credential: Credential,
+        previous_hash: &str,
+        keep: u32,
+        keep_session: Option<&str>,
+    ) -> Result<u64>;
+    /// The newest `limit` previous password hashes of an account, newest first.
+    async fn password_history(&self, id: Uuid, limit: u32) -> Result<Vec<String>>;
+
     // Clients.
 
     async fn create_client(&self, client: Client, audit: NewAuditEvent) -> Result<()>;
@@ -142,6 +156,9 @@ pub trait Store: Send + Sync + 'static {
     // Audit.
 
     async fn append_audit(&self, event: NewAuditEvent) -> Result<()>;
+    /// The newest `limit` sign-in events (`login.success`, `login.failure`) about an account,
+    /// newest first.
+    async fn recent_sign_ins(&self, account_id: Uuid, limit: i64) -> Result<Vec<AuditEvent>>;
     /// Events matching the filter, oldest first (by `at`, then `seq`), at most `limit`
     /// (a negative limit counts as zero).
     async fn list_audit(&self, filter: &AuditFilter, limit: i64) -> Result<Vec<AuditEvent>>;

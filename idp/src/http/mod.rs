@@ -24,7 +24,7 @@ use crate::config::Settings;
 use crate::keys::KeyRing;
 use crate::oidc::{authorize, token, userinfo};
 use crate::pages::csrf::Csrf;
-use crate::pages::{self, Pages, login};
+use crate::pages::{self, Pages, account, login};
 
 /// Everything a handler may use, built once at startup from configuration.
 #[derive(Clone)]
@@ -38,6 +38,7 @@ pub struct AppState {
     pub authenticator: Authenticator,
     pub csrf: Arc<Csrf>,
     pub pages: Arc<Pages>,
+    pub limiter: Arc<dyn limits::RateLimiter>,
     /// The discovery document, serialised once.
     pub discovery: Bytes,
 }
@@ -51,7 +52,10 @@ pub fn router(state: AppState) -> Router {
         .route(discovery::AUTHORIZE_PATH, get(authorize::get).post(authorize::post))
         .route(discovery::TOKEN_PATH, post(token::token))
         .route(discovery::USERINFO_PATH, get(userinfo::userinfo).post(userinfo::userinfo))
-        .route("/login", post(login::submit))
+        .route("/login", get(login::page).post(login::submit))
+        .route("/account", get(account::page))
+        .route("/account/password", post(account::change_password))
+        .route("/logout", post(account::logout))
         .route("/login/password", post(login::change))
         .route("/static/sekimori.css", get(pages::stylesheet))
         .route("/healthz", get(health::healthz))

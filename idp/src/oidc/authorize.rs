@@ -14,7 +14,7 @@ use time::Duration;
 use uuid::Uuid;
 
 use super::error::ErrorCode;
-use super::request::{AuthorizationRequest, PENDING_SECONDS};
+use super::request::AuthorizationRequest;
 use super::{ACR_MFA, ACR_PASSWORD, SCOPES, hash_handle};
 use crate::http::AppState;
 use crate::pages::Locale;
@@ -90,7 +90,7 @@ async fn authorize(state: AppState, headers: HeaderMap, params: Params) -> Respo
             "a parameter was given more than once",
         ));
     }
-    let request = match validate(&state, &client, &map) {
+    let request = match validate(&client, &map) {
         Ok(request) => request,
         Err(err) => return back(err),
     };
@@ -127,12 +127,19 @@ async fn authorize(state: AppState, headers: HeaderMap, params: Params) -> Respo
         None if prompt.contains(&"none") => {
             back(refuse(ErrorCode::LoginRequired, "the user must sign in"))
         }
-        None => crate::pages::login::show(&state, &headers, locale, &request, false, "", ""),
+        None => crate::pages::login::show(
+            &state,
+            &headers,
+            locale,
+            &crate::pages::login::Continuation::Authorize(request),
+            false,
+            "",
+            "",
+        ),
     }
 }
 
 fn validate(
-    state: &AppState,
     client: &Client,
     map: &HashMap<&str, &str>,
 ) -> Result<AuthorizationRequest, Redirected> {
@@ -278,7 +285,6 @@ fn validate(
         code_challenge: challenge,
         max_age,
         login_hint,
-        expires_at: (state.clock.now() + Duration::seconds(PENDING_SECONDS)).unix_timestamp(),
     })
 }
 

@@ -50,27 +50,39 @@ impl ErrorCode {
 pub struct TokenError {
     pub code: ErrorCode,
     pub description: &'static str,
+    /// Set when the request was rate limited: answered 429 with `Retry-After`.
+    pub retry_after: Option<u64>,
 }
 
 impl TokenError {
     pub const fn new(code: ErrorCode, description: &'static str) -> Self {
-        Self { code, description }
+        Self {
+            code,
+            description,
+            retry_after: None,
+        }
     }
 
     pub fn server(err: impl std::fmt::Display) -> Self {
         tracing::error!(error = %err, "token endpoint failed");
+        Self::new(ErrorCode::ServerError, "")
+    }
+
+    pub fn limited(seconds: u64) -> Self {
         Self {
-            code: ErrorCode::ServerError,
-            description: "",
+            code: ErrorCode::InvalidRequest,
+            description: "too many requests; retry later",
+            retry_after: Some(seconds),
         }
     }
 }
 
 impl IntoResponse for TokenError {
     fn into_response(self) -> Response {
-        let status = match self.code {
-            ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
-            ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        let status = match (self.code, self.retry_after) {
+            (_, Some(_)) => StatusCode::TOO_MANY_REQUESTS,
+            (ErrorCode::InvalidClient, _) => StatusCode::UNAUTHORIZED,
+            (ErrorCode::ServerError, _) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
         let body = if self.description.is_empty() {
@@ -82,6 +94,11 @@ impl IntoResponse for TokenError {
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if let Some(seconds) = self.retry_after
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            headers.insert(header::RETRY_AFTER, value);
+        }
         if self.code == ErrorCode::InvalidClient {
             headers.insert(
                 header::WWW_AUTHENTICATE,

@@ -6,7 +6,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use service::Sealer;
-use time::OffsetDateTime;
 
 /// How long a person has to finish the login pages for one authorization request.
 pub const PENDING_SECONDS: i64 = 30 * 60;
@@ -21,8 +20,6 @@ pub struct AuthorizationRequest {
     pub code_challenge: Option<String>,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
-    /// Unix time after which the sealed request is refused.
-    pub expires_at: i64,
 }
 
 /// Seals a value for a hidden form field: AES-GCM under the KEK, bound to `purpose`.
@@ -40,16 +37,4 @@ pub fn open_json<T: DeserializeOwned>(sealer: &Sealer, purpose: &str, blob: &str
     let sealed = URL_SAFE_NO_PAD.decode(blob).ok()?;
     let json = sealer.open(&sealed, purpose).ok()?;
     serde_json::from_slice(&json).ok()
-}
-
-const PURPOSE: &str = "authorization-request";
-
-impl AuthorizationRequest {
-    pub fn seal(&self, sealer: &Sealer) -> String {
-        seal_json(sealer, PURPOSE, self)
-    }
-
-    pub fn open(sealer: &Sealer, blob: &str, now: OffsetDateTime) -> Option<Self> {
-        open_json::<Self>(sealer, PURPOSE, blob).filter(|r| r.expires_at > now.unix_timestamp())
-    }
 }

@@ -55,6 +55,7 @@ async fn handle(
         }
     }
     let client = authenticate_client(state, headers, &map).await?;
+    limit(state, &client.client_id).await?;
     match map.get("grant_type").copied() {
         Some("authorization_code") => authorization_code(state, &client, &map).await,
         Some(_) => Err(TokenError::new(
@@ -65,6 +66,24 @@ async fn handle(
             ErrorCode::InvalidRequest,
             "grant_type is required",
         )),
+    }
+}
+
+/// The per-client token rate limit: 429 with `Retry-After`. A rate limit store outage fails open.
+async fn limit(state: &AppState, client_id: &str) -> Result<(), TokenError> {
+    match state
+        .limiter
+        .hit(&state.settings.limits.token_client(), client_id)
+        .await
+    {
+        Ok(decision) => match decision.retry_after_secs() {
+            Some(seconds) => Err(TokenError::limited(seconds)),
+            None => Ok(()),
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "rate limiting unavailable; allowing the request");
+            Ok(())
+        }
     }
 }
 

@@ -1,12 +1,15 @@
 //! The login page and the forced password change that follows a sign-in with an initial
 //! password (SPEC §5, §10). Failures show one generic message whatever the reason.
+//!
+//! What happens after a sign-in is carried in the form as a sealed [`Continuation`]: an
+//! authorization request to finish, or the account page.
 
 use std::net::SocketAddr;
 
 use axum::Form;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 use service::ServiceError;
 use service::authentication::{RequestContext, SignIn};
@@ -16,21 +19,49 @@ use uuid::Uuid;
 use super::Locale;
 use crate::http::AppState;
 use crate::oidc::authorize::issue_code;
-use crate::oidc::request::{AuthorizationRequest, open_json, seal_json};
+use crate::oidc::request::{AuthorizationRequest, PENDING_SECONDS, open_json, seal_json};
 use crate::session;
 
-/// Renders the login page for a pending authorization request.
+/// Where a successful sign-in leads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Continuation {
+    Authorize(AuthorizationRequest),
+    Account,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Sealed {
+    next: Continuation,
+    expires_at: i64,
+}
+
+const LOGIN_PURPOSE: &str = "login-continuation";
+
+impl Continuation {
+    fn client(&self) -> Option<(&str, &str)> {
+        match self {
+            Continuation::Authorize(r) => Some((&r.client_id, &r.redirect_uri)),
+            Continuation::Account => None,
+        }
+    }
+}
+
+/// Renders the login page.
 pub fn show(
     state: &AppState,
     headers: &HeaderMap,
     locale: Locale,
-    request: &AuthorizationRequest,
+    next: &Continuation,
     failed: bool,
     institution_code: &str,
     user_id: &str,
 ) -> Response {
     let (csrf_token, cookie) = state.csrf.issue(headers);
-    let (hint_code, hint_user) = split_hint(request.login_hint.as_deref());
+    let hint = match next {
+        Continuation::Authorize(r) => r.login_hint.as_deref(),
+        Continuation::Account => None,
+    };
+    let (hint_code, hint_user) = split_hint(hint);
     let institution_code = if institution_code.is_empty() {
         hint_code
     } else {
@@ -46,19 +77,24 @@ pub fn show(
     } else {
         StatusCode::OK
     };
+    let sealed = Sealed {
+        next: next.clone(),
+        expires_at: (state.clock.now() + Duration::seconds(PENDING_SECONDS)).unix_timestamp(),
+    };
+    let (client_id, redirect_uri) = next.client().unwrap_or(("", ""));
     state.pages.render(
         status,
         "login.html",
         locale,
         minijinja::context! {
             csrf_token,
-            req => request.seal(&state.sealer),
-            client_id => request.client_id.clone(),
+            req => seal_json(&state.sealer, LOGIN_PURPOSE, &sealed),
+            client_id,
             failed,
             institution_code,
             user_id,
         },
-        &[&request.redirect_uri],
+        &[redirect_uri],
         &cookie.into_iter().collect::<Vec<_>>(),
     )
 }
@@ -72,6 +108,20 @@ fn split_hint(hint: Option<&str>) -> (&str, &str) {
         },
         None => ("", ""),
     }
+}
+
+/// `GET /login`: signing in to manage one's own account.
+pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let locale = Locale::from_headers(&headers);
+    show(
+        &state,
+        &headers,
+        locale,
+        &Continuation::Account,
+        false,
+        "",
+        "",
+    )
 }
 
 #[derive(Deserialize)]
@@ -110,12 +160,20 @@ pub async fn submit(
             .pages
             .error(StatusCode::FORBIDDEN, locale, "form_expired");
     }
-    let Some(request) = AuthorizationRequest::open(&state.sealer, &form.req, state.clock.now())
+    let now = state.clock.now();
+    let Some(sealed) = open_json::<Sealed>(&state.sealer, LOGIN_PURPOSE, &form.req)
+        .filter(|s| s.expires_at > now.unix_timestamp())
     else {
         return state
             .pages
             .error(StatusCode::BAD_REQUEST, locale, "form_expired");
     };
+    let next = sealed.next;
+    if let Some(limited) =
+        super::limit_login(&state, locale, peer, &form.institution_code, &form.user_id).await
+    {
+        return limited;
+    }
     let ctx = request_context(&headers, peer);
     let outcome = match state
         .authenticator
@@ -130,7 +188,7 @@ pub async fn submit(
             &state,
             &headers,
             locale,
-            &request,
+            &next,
             true,
             bounded(&form.institution_code, 10),
             bounded(&form.user_id, 8),
@@ -141,12 +199,12 @@ pub async fn submit(
         } => {
             let pending = Pending {
                 account_id: account.id,
-                request,
-                expires_at: (state.clock.now() + Duration::minutes(15)).unix_timestamp(),
+                next,
+                expires_at: (now + Duration::minutes(15)).unix_timestamp(),
             };
             show_change(&state, &headers, locale, &pending, &[])
         }
-        SignIn::Success { account, .. } => complete(&state, &account, &request, ctx).await,
+        SignIn::Success { account, .. } => complete(&state, &account, &next, ctx).await,
     }
 }
 
@@ -161,7 +219,7 @@ fn bounded(raw: &str, max: usize) -> &str {
 #[derive(Serialize, Deserialize)]
 struct Pending {
     account_id: Uuid,
-    request: AuthorizationRequest,
+    next: Continuation,
     expires_at: i64,
 }
 
@@ -180,6 +238,7 @@ fn show_change(
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
+    let (_, redirect_uri) = pending.next.client().unwrap_or(("", ""));
     state.pages.render(
         status,
         "password_change.html",
@@ -190,7 +249,7 @@ fn show_change(
             action => "/login/password",
             violations => minijinja::Value::from(minijinja::value::Serde(violations)),
         },
-        &[&pending.request.redirect_uri],
+        &[redirect_uri],
         &cookie.into_iter().collect::<Vec<_>>(),
     )
 }
@@ -234,11 +293,12 @@ pub async fn change(
             None,
             &form.new_password,
             &form.new_password_confirm,
+            None,
             &ctx,
         )
         .await;
     match changed {
-        Ok(()) => {}
+        Ok(_) => {}
         Err(ServiceError::Invalid { violations, .. }) => {
             let messages: Vec<String> = violations
                 .iter()
@@ -257,14 +317,14 @@ pub async fn change(
         }
         Err(e) => return server_error(&state, locale, e),
     };
-    complete(&state, &account, &pending.request, ctx).await
+    complete(&state, &account, &pending.next, ctx).await
 }
 
-/// Starts the session and sends the user back to the client with a code.
+/// Starts the session and continues: back to the client with a code, or to the account page.
 async fn complete(
     state: &AppState,
     account: &store::Account,
-    request: &AuthorizationRequest,
+    next: &Continuation,
     ctx: RequestContext,
 ) -> Response {
     let locale = Locale::Ja;
@@ -273,9 +333,14 @@ async fn complete(
             Ok(started) => started,
             Err(e) => return server_error(state, locale, e),
         };
-    let mut response = match issue_code(state, account, &session, request).await {
-        Ok(response) => response,
-        Err(e) => return server_error(state, locale, e),
+    let mut response = match next {
+        Continuation::Authorize(request) => {
+            match issue_code(state, account, &session, request).await {
+                Ok(response) => response,
+                Err(e) => return server_error(state, locale, e),
+            }
+        }
+        Continuation::Account => Redirect::to("/account").into_response(),
     };
     if let Ok(value) = header::HeaderValue::from_str(&cookie) {
         response.headers_mut().append(header::SET_COOKIE, value);
@@ -283,8 +348,8 @@ async fn complete(
     response
 }
 
-fn server_error(state: &AppState, locale: Locale, err: impl std::fmt::Display) -> Response {
-    tracing::error!(error = %err, "login failed with a server error");
+pub fn server_error(state: &AppState, locale: Locale, err: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %err, "page failed with a server error");
     state
         .pages
         .error(StatusCode::INTERNAL_SERVER_ERROR, locale, "server_error")

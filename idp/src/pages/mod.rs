@@ -1,6 +1,7 @@
 //! Server-rendered pages: Japanese first, English by `Accept-Language`, usable without
 //! JavaScript, every form protected by a CSRF token, every page under a strict CSP.
 
+pub mod account;
 pub mod csrf;
 pub mod i18n;
 pub mod login;
@@ -25,6 +26,15 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/password_change.html"),
     ),
     ("error.html", include_str!("../../templates/error.html")),
+    ("account.html", include_str!("../../templates/account.html")),
+    (
+        "signed_out.html",
+        include_str!("../../templates/signed_out.html"),
+    ),
+    (
+        "rate_limited.html",
+        include_str!("../../templates/rate_limited.html"),
+    ),
 ];
 
 pub const STYLESHEET: &str = include_str!("../../templates/sekimori.css");
@@ -135,6 +145,49 @@ fn origin_of(uri: &str) -> Option<String> {
         .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c));
     (!authority.is_empty() && clean && matches!(scheme, "http" | "https"))
         .then(|| format!("{scheme}://{authority}"))
+}
+
+/// Counts a sign-in attempt against the per-IP and per-account limits. `Some` is the polite
+/// "please wait" page (429 with `Retry-After`) to answer instead of trying the password. A rate
+/// limit store outage fails open: the database lockout still protects every account.
+pub async fn limit_login(
+    state: &crate::http::AppState,
+    locale: Locale,
+    peer: std::net::SocketAddr,
+    institution_code: &str,
+    user_id: &str,
+) -> Option<Response> {
+    let checks = [
+        (state.settings.limits.login_ip(), limits::ip_key(peer.ip())),
+        (
+            state.settings.limits.login_account(),
+            limits::account_key(institution_code, user_id),
+        ),
+    ];
+    for (rule, key) in checks {
+        match state.limiter.hit(&rule, &key).await {
+            Ok(decision) => {
+                if let Some(seconds) = decision.retry_after_secs() {
+                    let mut response = state.pages.render(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "rate_limited.html",
+                        locale,
+                        minijinja::context! { seconds },
+                        &[],
+                        &[],
+                    );
+                    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+                        response.headers_mut().insert(header::RETRY_AFTER, value);
+                    }
+                    return Some(response);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, rule = rule.name, "rate limiting unavailable; allowing the attempt")
+            }
+        }
+    }
+    None
 }
 
 pub async fn stylesheet() -> impl IntoResponse {

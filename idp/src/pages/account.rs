@@ -1,0 +1,198 @@
+//! `/account`: the self-service page (SPEC §10): change one's password, see recent sign-ins,
+//! sign out. Changing the password ends every other session of the account.
+
+use std::net::SocketAddr;
+
+use axum::Form;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use policies::usage::JST;
+use serde::Deserialize;
+use service::ServiceError;
+
+use super::Locale;
+use super::login::{request_context, server_error};
+use crate::http::AppState;
+use crate::session::{self, Live};
+
+#[derive(Deserialize)]
+pub struct Notice {
+    #[serde(default)]
+    changed: Option<String>,
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(notice): Query<Notice>,
+) -> Response {
+    let locale = Locale::from_headers(&headers);
+    match session::current(&state, &headers).await {
+        Ok(Some(live)) => {
+            render(
+                &state,
+                &headers,
+                locale,
+                &live,
+                notice.changed.is_some(),
+                &[],
+            )
+            .await
+        }
+        Ok(None) => Redirect::to("/login").into_response(),
+        Err(e) => server_error(&state, locale, e),
+    }
+}
+
+async fn render(
+    state: &AppState,
+    headers: &HeaderMap,
+    locale: Locale,
+    live: &Live,
+    changed: bool,
+    violations: &[String],
+) -> Response {
+    let events = match state.store.recent_sign_ins(live.account.id, 10).await {
+        Ok(events) => events,
+        Err(e) => return server_error(state, locale, e),
+    };
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    let sign_ins: Vec<_> = events
+        .iter()
+        .map(|e| {
+            minijinja::context! {
+                at => e.event.at.to_offset(JST).format(format).unwrap_or_default(),
+                ok => e.event.kind == "login.success",
+                ip => e.event.ip.clone().unwrap_or_default(),
+            }
+        })
+        .collect();
+    let (csrf_token, cookie) = state.csrf.issue(headers);
+    let account = &live.account;
+    let status = if violations.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    state.pages.render(
+        status,
+        "account.html",
+        locale,
+        minijinja::context! {
+            csrf_token,
+            institution_code => account.institution_code.as_str(),
+            user_id => account.user_id.clone(),
+            name => account.name.clone(),
+            account_type => account.account_type.as_str(),
+            account_type_label => locale.pick(account.account_type.label_ja(), account.account_type.as_str()),
+            changed,
+            violations => minijinja::Value::from(minijinja::value::Serde(violations)),
+            sign_ins,
+        },
+        &[],
+        &cookie.into_iter().collect::<Vec<_>>(),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    new_password_confirm: String,
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    let locale = Locale::from_headers(&headers);
+    if !state.csrf.check(&headers, &form.csrf_token) {
+        return state
+            .pages
+            .error(StatusCode::FORBIDDEN, locale, "form_expired");
+    }
+    let live = match session::current(&state, &headers).await {
+        Ok(Some(live)) => live,
+        Ok(None) => return Redirect::to("/login").into_response(),
+        Err(e) => return server_error(&state, locale, e),
+    };
+    let ctx = request_context(&headers, peer);
+    let result = state
+        .authenticator
+        .change_password(
+            live.account.id,
+            Some(&form.current_password),
+            &form.new_password,
+            &form.new_password_confirm,
+            Some(&live.session.id_hash),
+            &ctx,
+        )
+        .await;
+    match result {
+        Ok(_) => Redirect::to("/account?changed=1").into_response(),
+        Err(ServiceError::Invalid { violations, .. }) => {
+            let messages: Vec<String> = violations
+                .iter()
+                .map(|v| locale.pick(&v.message_ja, &v.message_en).to_owned())
+                .collect();
+            render(&state, &headers, locale, &live, false, &messages).await
+        }
+        Err(e) => server_error(&state, locale, e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// Ends the browser's session and clears its cookie.
+pub async fn logout(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<LogoutForm>,
+) -> Response {
+    let locale = Locale::from_headers(&headers);
+    if !state.csrf.check(&headers, &form.csrf_token) {
+        return state
+            .pages
+            .error(StatusCode::FORBIDDEN, locale, "form_expired");
+    }
+    if let Ok(Some(live)) = session::current(&state, &headers).await {
+        let ctx = request_context(&headers, peer);
+        if let Err(e) = state.store.delete_session(&live.session.id_hash).await {
+            return server_error(&state, locale, e);
+        }
+        if let Err(e) = state
+            .authenticator
+            .session_ended(&live.account, "logout", &ctx)
+            .await
+        {
+            return server_error(&state, locale, e);
+        }
+    }
+    let mut response = state.pages.render(
+        StatusCode::OK,
+        "signed_out.html",
+        locale,
+        minijinja::context! {},
+        &[],
+        &[],
+    );
+    if let Ok(value) =
+        HeaderValue::from_str(&session::set_cookie(session::COOKIE, "", "Lax", Some(0)))
+    {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}

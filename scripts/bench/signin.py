@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Drives Sekimori's login pages like a browser, using only the standard library.
+
+Used by the benchmark scripts to obtain a session cookie (and, with --codes N, to mint N
+authorization codes through single sign-on) without a browser. Prints JSON on stdout.
+"""
+
+import argparse
+import base64
+import hashlib
+import http.client
+import json
+import re
+import sys
+import urllib.parse
+
+
+def field(html, name):
+    match = re.search(r'name="%s"[^>]*value="([^"]*)"' % re.escape(name), html)
+    if not match:
+        sys.exit("form field %s not found" % name)
+    return match.group(1)
+
+
+class Browser:
+    def __init__(self, host, port):
+        self.conn = http.client.HTTPConnection(host, port)
+        self.cookies = {}
+
+    def request(self, method, path, form=None):
+        headers = {"Accept-Language": "ja"}
+        if self.cookies:
+            headers["Cookie"] = "; ".join("%s=%s" % kv for kv in self.cookies.items())
+        body = None
+        if form is not None:
+            body = urllib.parse.urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        self.conn.request(method, path, body=body, headers=headers)
+        response = self.conn.getresponse()
+        text = response.read().decode("utf-8")
+        for value in response.headers.get_all("Set-Cookie") or []:
+            name, _, rest = value.partition("=")
+            self.cookies[name] = rest.split(";", 1)[0]
+        return response.status, response.headers, text
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--client-id", required=True)
+    parser.add_argument("--redirect-uri", required=True)
+    parser.add_argument("--institution", required=True)
+    parser.add_argument("--user-id", required=True)
+    parser.add_argument("--password", required=True)
+    parser.add_argument("--new-password", help="set when the password is an initial one")
+    parser.add_argument("--scope", default="openid profile institution")
+    parser.add_argument("--verifier", default="bench-verifier-" + "x" * 40)
+    parser.add_argument("--codes", type=int, default=0, help="mint this many codes after sign-in")
+    parser.add_argument("--codes-file", help="where to write the minted codes, one per line")
+    args = parser.parse_args()
+
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(args.verifier.encode()).digest()).rstrip(b"=").decode()
+    query = urllib.parse.urlencode({
+        "client_id": args.client_id,
+        "redirect_uri": args.redirect_uri,
+        "response_type": "code",
+        "scope": args.scope,
+        "state": "bench",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    })
+    browser = Browser("127.0.0.1", args.port)
+    status, _, page = browser.request("GET", "/authorize?" + query)
+    if status != 200:
+        sys.exit("authorize answered %d" % status)
+    status, headers, page = browser.request("POST", "/login", {
+        "csrf_token": field(page, "csrf_token"),
+        "req": field(page, "req"),
+        "institution_code": args.institution,
+        "user_id": args.user_id,
+        "password": args.password,
+    })
+    if status == 200 and 'name="pending"' in page:
+        if not args.new_password:
+            sys.exit("the account is on an initial password: give --new-password")
+        status, headers, page = browser.request("POST", "/login/password", {
+            "csrf_token": field(page, "csrf_token"),
+            "pending": field(page, "pending"),
+            "new_password": args.new_password,
+            "new_password_confirm": args.new_password,
+        })
+    if status != 303:
+        sys.exit("sign-in failed with status %d" % status)
+
+    def code_of(location):
+        return urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)["code"][0]
+
+    codes = [code_of(headers["Location"])]
+    for _ in range(max(args.codes - 1, 0)):
+        status, headers, _ = browser.request("GET", "/authorize?" + query)
+        if status != 303:
+            sys.exit("single sign-on authorize answered %d" % status)
+        codes.append(code_of(headers["Location"]))
+    if args.codes_file:
+        with open(args.codes_file, "w") as f:
+            f.write("\n".join(codes) + "\n")
+    print(json.dumps({
+        "session_cookie": browser.cookies.get("sekimori_session"),
+        "codes": len(codes),
+        "verifier": args.verifier,
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -376,6 +376,8 @@ contract!(
     audit_log_is_append_only,
     count_accounts_of_type,
     codes_are_redeemed_exactly_once,
+    password_changes_keep_history_and_end_other_sessions,
+    recent_sign_ins_of_an_account,
 );
 
 async fn migrations_are_idempotent(ctx: Ctx) {
@@ -1184,4 +1186,161 @@ async fn codes_are_redeemed_exactly_once(ctx: Ctx) {
         .expect("present");
     assert_eq!(revoked.revoked_at, Some(later));
     assert_not_found(store.revoke_grant(Uuid::now_v7(), later).await);
+}
+
+async fn password_changes_keep_history_and_end_other_sessions(ctx: Ctx) {
+    let store = &*ctx.store;
+    let (master, reset) = clinic(store).await;
+    let t = now();
+    let session = |id_hash: &str, account_id: Uuid| Session {
+        id_hash: id_hash.into(),
+        account_id,
+        institution_settings_version: 1,
+        auth_time: t,
+        amr: vec!["pwd".into()],
+        created_at: t,
+        last_seen_at: t,
+        expires_at: t + Duration::hours(8),
+        ip: None,
+        user_agent: None,
+    };
+    for (id, account) in [
+        ("mine", master.id),
+        ("other", master.id),
+        ("theirs", reset.id),
+    ] {
+        store
+            .create_session(session(id, account))
+            .await
+            .expect("session");
+    }
+    let credential = |hash: &str, at: OffsetDateTime| Credential {
+        hash: hash.into(),
+        initial_issued_at: None,
+        initial_sealed: None,
+        changed_at: Some(at),
+    };
+
+    // The first change keeps the caller's session and ends the account's other one only.
+    let ended = store
+        .change_password(
+            master.id,
+            credential("h1", t),
+            &master.credential.hash,
+            2,
+            Some("mine"),
+        )
+        .await
+        .expect("change");
+    assert_eq!(ended, 1);
+    assert!(store.get_session("mine").await.expect("get").is_some());
+    assert!(store.get_session("other").await.expect("get").is_none());
+    assert!(store.get_session("theirs").await.expect("get").is_some());
+    let changed = account(store, master.id).await;
+    assert_eq!(changed.credential, credential("h1", t));
+
+    // History keeps the newest `keep` previous hashes, newest first.
+    store
+        .change_password(
+            master.id,
+            credential("h2", t + Duration::seconds(1)),
+            "h1",
+            2,
+            None,
+        )
+        .await
+        .expect("change");
+    store
+        .change_password(
+            master.id,
+            credential("h3", t + Duration::seconds(2)),
+            "h2",
+            2,
+            None,
+        )
+        .await
+        .expect("change");
+    assert_eq!(
+        store
+            .password_history(master.id, 10)
+            .await
+            .expect("history"),
+        ["h2", "h1"]
+    );
+    assert_eq!(
+        store.password_history(master.id, 1).await.expect("history"),
+        ["h2"]
+    );
+    assert!(
+        store.get_session("mine").await.expect("get").is_none(),
+        "no session kept: all end"
+    );
+
+    // Keeping no history stores none; an unknown account changes nothing.
+    store
+        .change_password(
+            reset.id,
+            credential("r1", t),
+            &reset.credential.hash,
+            0,
+            None,
+        )
+        .await
+        .expect("change");
+    assert!(
+        store
+            .password_history(reset.id, 10)
+            .await
+            .expect("history")
+            .is_empty()
+    );
+    assert_not_found(
+        store
+            .change_password(Uuid::now_v7(), credential("x", t), "y", 2, None)
+            .await,
+    );
+}
+
+async fn recent_sign_ins_of_an_account(ctx: Ctx) {
+    let store = &*ctx.store;
+    let (master, reset) = clinic(store).await;
+    let t = now();
+    let event = |kind: &str, target: Uuid, at: OffsetDateTime| NewAuditEvent {
+        target_account_id: Some(target),
+        ..audit_event(kind, Some(CLINIC), at)
+    };
+    for (i, kind) in [
+        "login.success",
+        "login.failure",
+        "password.change",
+        "login.success",
+    ]
+    .iter()
+    .enumerate()
+    {
+        store
+            .append_audit(event(kind, master.id, t + Duration::seconds(i as i64)))
+            .await
+            .expect("audit");
+    }
+    store
+        .append_audit(event("login.success", reset.id, t))
+        .await
+        .expect("audit");
+    let recent = store.recent_sign_ins(master.id, 10).await.expect("recent");
+    let kinds: Vec<_> = recent.iter().map(|e| e.event.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["login.success", "login.failure", "login.success"],
+        "newest first, sign-ins only"
+    );
+    assert_eq!(recent[0].event.at, t + Duration::seconds(3));
+    assert_eq!(
+        store
+            .recent_sign_ins(master.id, 1)
+            .await
+            .expect("recent")
+            .len(),
+        1
+    );
 }

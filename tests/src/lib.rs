@@ -130,12 +130,26 @@ pub async fn spawn_with(backend: Backend, dir: TempDir, mut settings: Settings) 
     Some(start(dir, settings, postgres).await)
 }
 
-async fn start(dir: TempDir, mut settings: Settings, postgres: Option<FreshPostgres>) -> TestApp {
+async fn start(dir: TempDir, settings: Settings, postgres: Option<FreshPostgres>) -> TestApp {
+    start_with_clock(
+        dir,
+        settings,
+        postgres,
+        ManualClock::new(time::OffsetDateTime::now_utc()),
+    )
+    .await
+}
+
+async fn start_with_clock(
+    dir: TempDir,
+    mut settings: Settings,
+    postgres: Option<FreshPostgres>,
+    clock: ManualClock,
+) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let port = listener.local_addr().expect("local address").port();
     settings.server.bind = format!("127.0.0.1:{port}");
     settings.server.issuer = format!("http://127.0.0.1:{port}");
-    let clock = ManualClock::new(time::OffsetDateTime::now_utc());
     let app = Application::build_on(listener, settings.clone(), Arc::new(clock.clone()))
         .await
         .expect("build the app");
@@ -183,6 +197,15 @@ impl TestApp {
         let response = self.http.get(self.url(path)).send().await.expect("request");
         let status = response.status();
         (status, response.json().await.expect("JSON body"))
+    }
+
+    /// Starts a second server on the same database and clock: another IdP node.
+    pub async fn second_node(&self) -> TestApp {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        // Same settings: the same database and key-encryption key, so both nodes share accounts
+        // and keys.
+        let settings = self.settings.clone();
+        start_with_clock(dir, settings, None, self.clock.clone()).await
     }
 
     /// Drops the PostgreSQL database under the running server (readiness tests).

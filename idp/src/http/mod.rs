@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(account::logout))
         .route("/login/password", post(login::change))
         .route("/static/sekimori.css", get(pages::stylesheet))
+        .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .with_state(state)

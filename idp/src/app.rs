@@ -92,6 +92,7 @@ impl Application {
             services.store.as_ref(),
             &services.sealer,
             services.clock.as_ref(),
+            services.settings.key_overlap(),
         )
         .await?;
         let bootstrap = bootstrap_operator(&services).await?;
@@ -174,11 +175,16 @@ impl Application {
 /// Picks up keys created or rotated by other nodes and by `idp keys rotate`.
 async fn reload_keys(state: AppState) {
     let sealer = state.sealer.clone();
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let every = Duration::from_secs(u64::from(state.settings.keys.reload_seconds));
+    let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
         tick.tick().await;
-        if let Err(e) = state.keys.reload(state.store.as_ref(), &sealer).await {
+        if let Err(e) = state
+            .keys
+            .reload(state.store.as_ref(), &sealer, state.clock.now())
+            .await
+        {
             tracing::warn!(error = %e, "reloading signing keys failed; keeping the current set");
         }
     }

@@ -30,6 +30,9 @@ pub enum Command {
     /// Relying parties.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Check input against the configured rules without storing anything.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -100,6 +103,20 @@ pub struct ClientCreate {
     /// RS256, ES256 or EdDSA.
     #[arg(long, default_value = "RS256")]
     pub signing_alg: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a new active signing key (per algorithm) and retire the previous one; the retired
+    /// key stays published until every token it signed has expired.
+    Rotate(KeysRotate),
+}
+
+#[derive(Debug, Args)]
+pub struct KeysRotate {
+    /// RS256, ES256 or EdDSA; repeat for several. Default: all three.
+    #[arg(long = "alg")]
+    pub algs: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -14,8 +14,8 @@ use service::provisioning::{Actor, NewClientInput, NewInstitutionInput};
 use service::{ServiceError, SystemClock};
 
 use crate::cli::{
-    CheckPassword, CheckUserId, Cli, ClientCommand, Command, InstitutionCommand, OperatorCommand,
-    PolicyCommand,
+    CheckPassword, CheckUserId, Cli, ClientCommand, Command, InstitutionCommand, KeysCommand,
+    OperatorCommand, PolicyCommand,
 };
 use crate::config::Settings;
 use crate::{Application, Services};
@@ -125,6 +125,34 @@ async fn dispatch(settings: Settings, command: Command) -> anyhow::Result<Option
                 out["client_secret"] = Value::String(secret);
             }
             Ok(Some(out))
+        }
+        Command::Keys(KeysCommand::Rotate(args)) => {
+            let algs = args
+                .algs
+                .iter()
+                .map(|a| {
+                    crate::keys::ALGORITHMS
+                        .into_iter()
+                        .find(|known| known == a)
+                        .with_context(|| format!("--alg {a:?}: expected RS256, ES256 or EdDSA"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let algs = if algs.is_empty() {
+                crate::keys::ALGORITHMS.to_vec()
+            } else {
+                algs
+            };
+            let services = Services::open(settings, clock).await?;
+            let rotated = crate::keys::rotate(
+                services.store.as_ref(),
+                &services.sealer,
+                services.clock.as_ref(),
+                &algs,
+            )
+            .await?;
+            Ok(Some(
+                json!({ "rotated": rotated, "overlap_seconds": services.settings.key_overlap().whole_seconds() }),
+            ))
         }
         Command::Policy(_) => unreachable!("handled before the runtime starts"),
     }

@@ -78,6 +78,8 @@ pub struct KeySettings {
     /// File holding the KEK (base64 of 32 bytes). Outside production it is generated with
     /// owner-only permissions when missing.
     pub kek_file: PathBuf,
+    /// How often every node re-reads the signing keys (rotations by other nodes or the CLI).
+    pub reload_seconds: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -286,6 +288,16 @@ impl Settings {
                 ),
             )
         })
+    }
+
+    /// How long a retired signing key stays published: the longest token lifetime plus five
+    /// minutes for clock skew, plus one reload period for nodes that have not noticed yet.
+    pub fn key_overlap(&self) -> time::Duration {
+        let longest = self
+            .tokens
+            .access_token_seconds
+            .max(self.tokens.id_token_seconds);
+        time::Duration::seconds(i64::from(longest) + 300 + i64::from(self.keys.reload_seconds))
     }
 
     /// The issuer without a trailing slash, as it appears in tokens and discovery.

@@ -156,6 +156,46 @@ impl KeySet {
 #[derive(Clone)]
 pub struct KeyRing {
     current: Arc<RwLock<Arc<KeySet>>>,
+    /// How long a retired key stays published: the longest lifetime of anything it signed, plus
+    /// a margin for clock skew and for nodes that reload later.
+    overlap: time::Duration,
+}
+
+/// A key that `rotate` created, and the keys of the same algorithm it retired.
+#[derive(Debug, serde::Serialize)]
+pub struct Rotated {
+    pub alg: &'static str,
+    pub kid: String,
+    pub retired: Vec<String>,
+}
+
+/// Creates a new active key for each algorithm and retires the previous ones. Retired keys stay
+/// in JWKS (and verify) for the overlap, then drop out; running nodes pick the change up at their
+/// next reload.
+pub async fn rotate(
+    store: &dyn Store,
+    sealer: &Sealer,
+    clock: &dyn Clock,
+    algs: &[&'static str],
+) -> Result<Vec<Rotated>, KeyError> {
+    let existing = store.list_signing_keys().await?;
+    let now = clock.now();
+    let mut rotated = Vec::new();
+    for &alg in algs {
+        let key = generate(alg, sealer, now)?;
+        let kid = key.kid.clone();
+        store.insert_signing_key(key).await?;
+        let mut retired = Vec::new();
+        for old in existing
+            .iter()
+            .filter(|k| k.alg == alg && k.retired_at.is_none())
+        {
+            store.retire_signing_key(&old.kid, now).await?;
+            retired.push(old.kid.clone());
+        }
+        rotated.push(Rotated { alg, kid, retired });
+    }
+    Ok(rotated)
 }
 
 impl KeyRing {
@@ -171,6 +211,7 @@ impl KeyRing {
         store: &dyn Store,
         sealer: &Sealer,
         clock: &dyn Clock,
+        overlap: time::Duration,
     ) -> Result<Self, KeyError> {
         let existing = store.list_signing_keys().await?;
         let mut created = Vec::new();
@@ -187,22 +228,35 @@ impl KeyRing {
         if !created.is_empty() {
             tracing::info!(algorithms = ?created, "created signing keys");
         }
-        let set = load(store, sealer).await?;
+        let set = load(store, sealer, clock.now(), overlap).await?;
         Ok(Self {
             current: Arc::new(RwLock::new(Arc::new(set))),
+            overlap,
         })
     }
 
     /// Re-reads the published keys (picks up rotations made by other nodes or the CLI).
-    pub async fn reload(&self, store: &dyn Store, sealer: &Sealer) -> Result<(), KeyError> {
-        let set = load(store, sealer).await?;
+    pub async fn reload(
+        &self,
+        store: &dyn Store,
+        sealer: &Sealer,
+        now: time::OffsetDateTime,
+    ) -> Result<(), KeyError> {
+        let set = load(store, sealer, now, self.overlap).await?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
         Ok(())
     }
 }
 
-async fn load(store: &dyn Store, sealer: &Sealer) -> Result<KeySet, KeyError> {
+async fn load(
+    store: &dyn Store,
+    sealer: &Sealer,
+    now: time::OffsetDateTime,
+    overlap: time::Duration,
+) -> Result<KeySet, KeyError> {
     let mut stored = store.list_signing_keys().await?;
+    // A retired key is published only while tokens it signed may still be presented.
+    stored.retain(|k| k.retired_at.is_none_or(|retired| retired + overlap > now));
     stored.sort_by(|a, b| (a.created_at, &a.kid).cmp(&(b.created_at, &b.kid)));
     let mut keys = Vec::with_capacity(stored.len());
     let mut jwks = Vec::with_capacity(stored.len());

@@ -47,17 +47,31 @@ class Browser:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--client-id", required=True)
-    parser.add_argument("--redirect-uri", required=True)
-    parser.add_argument("--institution", required=True)
-    parser.add_argument("--user-id", required=True)
-    parser.add_argument("--password", required=True)
+    parser.add_argument("--client-id")
+    parser.add_argument("--redirect-uri")
+    parser.add_argument("--institution")
+    parser.add_argument("--user-id")
+    parser.add_argument("--password")
     parser.add_argument("--new-password", help="set when the password is an initial one")
     parser.add_argument("--scope", default="openid profile institution")
     parser.add_argument("--verifier", default="bench-verifier-" + "x" * 40)
     parser.add_argument("--codes", type=int, default=0, help="mint this many codes after sign-in")
     parser.add_argument("--codes-file", help="where to write the minted codes, one per line")
+    parser.add_argument("--login-form", action="store_true",
+                        help="only fetch /login and print its CSRF cookie, token and sealed state")
     args = parser.parse_args()
+
+    if args.login_form:
+        browser = Browser("127.0.0.1", args.port)
+        status, _, page = browser.request("GET", "/login")
+        if status != 200:
+            sys.exit("/login answered %d" % status)
+        print(json.dumps({
+            "csrf_cookie": browser.cookies["sekimori_csrf"],
+            "csrf_token": field(page, "csrf_token"),
+            "req": field(page, "req"),
+        }))
+        return
 
     challenge = base64.urlsafe_b64encode(hashlib.sha256(args.verifier.encode()).digest()).rstrip(b"=").decode()
     query = urllib.parse.urlencode({

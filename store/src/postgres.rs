@@ -22,8 +22,11 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects to a `postgres://…` URL. Does not migrate; call [`crate::Store::migrate`].
     pub async fn connect(url: &str, max_connections: u32) -> crate::Result<Self> {
+        // An unreachable server fails startup (and readiness) within seconds instead of the
+        // default half minute.
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
+            .acquire_timeout(std::time::Duration::from_secs(5))
             .connect(url)
             .await
             .map_err(db)?;

@@ -136,17 +136,22 @@ async fn start(dir: TempDir, settings: Settings, postgres: Option<FreshPostgres>
         settings,
         postgres,
         ManualClock::new(time::OffsetDateTime::now_utc()),
+        0,
     )
     .await
 }
 
+/// Starts a server on `port` (0: any free port) with the given clock.
 async fn start_with_clock(
     dir: TempDir,
     mut settings: Settings,
     postgres: Option<FreshPostgres>,
     clock: ManualClock,
+    port: u16,
 ) -> TestApp {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let listener = TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind the test port");
     let port = listener.local_addr().expect("local address").port();
     settings.server.bind = format!("127.0.0.1:{port}");
     settings.server.issuer = format!("http://127.0.0.1:{port}");
@@ -175,20 +180,38 @@ async fn start_with_clock(
     }
 }
 
-/// A stopped server whose data (directory or PostgreSQL database) is kept for a restart.
+/// A stopped server whose data (directory or PostgreSQL database), clock and port are kept for
+/// a restart, so the issuer stays the same.
 pub struct Stopped {
     pub dir: TempDir,
     pub settings: Settings,
+    clock: ManualClock,
+    port: u16,
     postgres: Option<FreshPostgres>,
 }
 
 impl Stopped {
     pub async fn restart(self) -> TestApp {
-        start(self.dir, self.settings, self.postgres).await
+        start_with_clock(
+            self.dir,
+            self.settings,
+            self.postgres,
+            self.clock,
+            self.port,
+        )
+        .await
     }
 }
 
 impl TestApp {
+    pub fn port(&self) -> u16 {
+        self.base
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -205,7 +228,7 @@ impl TestApp {
         // Same settings: the same database and key-encryption key, so both nodes share accounts
         // and keys.
         let settings = self.settings.clone();
-        start_with_clock(dir, settings, None, self.clock.clone()).await
+        start_with_clock(dir, settings, None, self.clock.clone(), 0).await
     }
 
     /// Drops the PostgreSQL database under the running server (readiness tests).
@@ -225,12 +248,14 @@ impl TestApp {
 
     /// Stops the server gracefully and waits for it, keeping its data.
     pub async fn stop(self) -> Stopped {
+        let port = self.port();
         let TestApp {
             dir,
             settings,
             shutdown,
             handle,
             postgres,
+            clock,
             ..
         } = self;
         if let Some(tx) = shutdown {
@@ -245,6 +270,8 @@ impl TestApp {
         Stopped {
             dir,
             settings,
+            clock,
+            port,
             postgres,
         }
     }

@@ -743,3 +743,110 @@ fn url_escape(s: &str) -> String {
         })
         .collect()
 }
+
+#[tokio::test]
+async fn key_rotation_keeps_earlier_tokens_verifiable_until_they_expire() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let created = app.institution(CLINIC).await;
+    let secret = app.client("rp", REDIRECT, false, "RS256").await;
+    let rp = relying_party(&app, "rp", secret.clone()).await;
+    let mut browser = Browser::new();
+    let started = start(&rp);
+    let code = first_sign_in(
+        &app,
+        &mut browser,
+        &started,
+        &created.master.initial_password,
+    )
+    .await;
+    let before = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(started.verifier)
+        .request_async(&http())
+        .await
+        .unwrap();
+    let old_kid = payload_header(before.access_token().secret())["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let services = app.services().await;
+    let rotated = idp::keys::rotate(
+        services.store.as_ref(),
+        &services.sealer,
+        services.clock.as_ref(),
+        &["RS256"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(rotated[0].retired, [old_kid.clone()]);
+    // A restarted node loads the rotation (running nodes reload every keys.reload_seconds).
+    let app = app.stop().await.restart().await;
+    let (_, jwks) = app.get_json("/jwks.json").await;
+    let rs256: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["alg"] == "RS256")
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(rs256.len(), 2, "the retired key stays published: {jwks}");
+    assert!(rs256.contains(&old_kid.as_str()));
+    let ok = app
+        .http
+        .get(app.url("/userinfo"))
+        .bearer_auth(before.access_token().secret())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ok.status(),
+        StatusCode::OK,
+        "a token signed before the rotation still verifies"
+    );
+
+    // New tokens are signed with the new key.
+    let rp = relying_party(&app, "rp", secret).await;
+    let mut browser = Browser::new();
+    let started = start(&rp);
+    let login = browser.get(&started.url).await;
+    let done = browser
+        .login(&app.base, &login, CLINIC, "mst01", NEW_PASSWORD)
+        .await;
+    let code = code_from(&app, &done, &started);
+    let after = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(started.verifier)
+        .request_async(&http())
+        .await
+        .unwrap();
+    after
+        .id_token()
+        .unwrap()
+        .claims(&rp.id_token_verifier(), &started.nonce)
+        .expect("verifies against the new JWKS");
+    let new_kid = payload_header(after.access_token().secret())["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(new_kid, old_kid);
+
+    // Once every token the old key signed has expired, it leaves JWKS.
+    app.clock.advance(time::Duration::hours(1));
+    let app = app.stop().await.restart().await;
+    let (_, jwks) = app.get_json("/jwks.json").await;
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(
+        !kids.contains(&old_kid.as_str()) && kids.contains(&new_kid.as_str()),
+        "{jwks}"
+    );
+}

@@ -850,3 +850,114 @@ async fn key_rotation_keeps_earlier_tokens_verifiable_until_they_expire() {
         "{jwks}"
     );
 }
+
+#[tokio::test]
+async fn introspection_and_revocation() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let created = app.institution(CLINIC).await;
+    let secret = app.client("rp", REDIRECT, false, "ES256").await.unwrap();
+    let other_secret = app.client("other", REDIRECT, false, "ES256").await.unwrap();
+    app.client("spa", REDIRECT, true, "ES256").await;
+    let rp = relying_party(&app, "rp", Some(secret.clone())).await;
+    let mut browser = Browser::new();
+    let started = start(&rp);
+    let code = first_sign_in(
+        &app,
+        &mut browser,
+        &started,
+        &created.master.initial_password,
+    )
+    .await;
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(started.verifier)
+        .request_async(&http())
+        .await
+        .unwrap();
+    let access = tokens.access_token().secret().clone();
+
+    let introspect = |client: &'static str, secret: String, token: String| {
+        let app = &app;
+        async move {
+            let response = app
+                .http
+                .post(app.url("/introspect"))
+                .basic_auth(client, Some(secret))
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            (status, body)
+        }
+    };
+    let (status, body) = introspect("rp", secret.clone(), access.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["active"], true, "{body}");
+    assert_eq!(body["client_id"], "rp");
+    assert_eq!(body["username"], format!("mst01@{CLINIC}"));
+    assert_eq!(body["account_type"], "master");
+    assert!(body.get("gid").is_none());
+    let (_, body) = introspect("rp", secret.clone(), "not-a-token".into()).await;
+    assert_eq!(body, serde_json::json!({ "active": false }));
+    let (status, _) = introspect("rp", "wrong".into(), access.clone()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let public = app
+        .http
+        .post(app.url("/introspect"))
+        .form(&[("token", access.as_str()), ("client_id", "spa")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        public.status(),
+        StatusCode::UNAUTHORIZED,
+        "public clients cannot introspect"
+    );
+
+    // Another client cannot revoke rp's token (200, but nothing happens).
+    let revoked = app
+        .http
+        .post(app.url("/revoke"))
+        .basic_auth("other", Some(other_secret))
+        .form(&[("token", access.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert_eq!(
+        introspect("rp", secret.clone(), access.clone()).await.1["active"],
+        true
+    );
+    // The owner revokes: introspection and userinfo stop accepting it; revoking again is fine.
+    for _ in 0..2 {
+        let revoked = app
+            .http
+            .post(app.url("/revoke"))
+            .basic_auth("rp", Some(secret.clone()))
+            .form(&[("token", access.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(revoked.status(), StatusCode::OK);
+    }
+    assert_eq!(
+        introspect("rp", secret.clone(), access.clone()).await.1["active"],
+        false
+    );
+    let info = app
+        .http
+        .get(app.url("/userinfo"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), StatusCode::UNAUTHORIZED);
+    let (_, doc) = app.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(doc["introspection_endpoint"], app.url("/introspect"));
+    assert_eq!(doc["revocation_endpoint"], app.url("/revoke"));
+}

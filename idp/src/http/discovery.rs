@@ -14,6 +14,8 @@ pub const JWKS_PATH: &str = "/jwks.json";
 pub const AUTHORIZE_PATH: &str = "/authorize";
 pub const TOKEN_PATH: &str = "/token";
 pub const USERINFO_PATH: &str = "/userinfo";
+pub const INTROSPECT_PATH: &str = "/introspect";
+pub const REVOKE_PATH: &str = "/revoke";
 
 /// Builds the discovery document once. It lists exactly what this server implements.
 pub fn document(issuer: &str) -> Bytes {
@@ -23,6 +25,10 @@ pub fn document(issuer: &str) -> Bytes {
         "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
         "userinfo_endpoint": format!("{issuer}{USERINFO_PATH}"),
         "jwks_uri": format!("{issuer}{JWKS_PATH}"),
+        "introspection_endpoint": format!("{issuer}{INTROSPECT_PATH}"),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint": format!("{issuer}{REVOKE_PATH}"),
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code"],

@@ -22,7 +22,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::keys::KeyRing;
-use crate::oidc::{authorize, token, userinfo};
+use crate::oidc::{authorize, introspect, token, userinfo};
 use crate::pages::csrf::Csrf;
 use crate::pages::{self, Pages, account, login};
 
@@ -51,6 +51,8 @@ pub fn router(state: AppState) -> Router {
         .route(discovery::JWKS_PATH, get(discovery::jwks))
         .route(discovery::AUTHORIZE_PATH, get(authorize::get).post(authorize::post))
         .route(discovery::TOKEN_PATH, post(token::token))
+        .route(discovery::INTROSPECT_PATH, post(introspect::introspect))
+        .route(discovery::REVOKE_PATH, post(introspect::revoke))
         .route(discovery::USERINFO_PATH, get(userinfo::userinfo).post(userinfo::userinfo))
         .route("/login", get(login::page).post(login::submit))
         .route("/account", get(account::page))

@@ -3,6 +3,7 @@
 
 pub mod authorize;
 pub mod error;
+pub mod introspect;
 pub mod jwt;
 pub mod request;
 pub mod token;

@@ -21,7 +21,29 @@ use super::error::{ErrorCode, TokenError};
 use super::{account_claims, hash_handle, jwt};
 use crate::http::AppState;
 
-type Params = Vec<(String, String)>;
+pub(crate) type Params = Vec<(String, String)>;
+
+/// Parses a form into a map, refusing repeated parameters (RFC 6749 §3.2).
+pub(crate) fn single_valued(params: &Params) -> Result<HashMap<&str, &str>, TokenError> {
+    let mut map = HashMap::with_capacity(params.len());
+    for (k, v) in params {
+        if map.insert(k.as_str(), v.as_str()).is_some() {
+            return Err(TokenError::new(
+                ErrorCode::InvalidRequest,
+                "a parameter was given more than once",
+            ));
+        }
+    }
+    Ok(map)
+}
+
+pub(crate) fn json_no_store(body: Value) -> Response {
+    let mut response = Json(body).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
 
 pub async fn token(
     State(state): State<AppState>,
@@ -29,13 +51,7 @@ pub async fn token(
     Form(params): Form<Params>,
 ) -> Response {
     match handle(&state, &headers, &params).await {
-        Ok(body) => {
-            let mut response = Json(body).into_response();
-            let h = response.headers_mut();
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-            response
-        }
+        Ok(body) => json_no_store(body),
         Err(err) => err.into_response(),
     }
 }
@@ -45,15 +61,7 @@ async fn handle(
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<Value, TokenError> {
-    let mut map: HashMap<&str, &str> = HashMap::with_capacity(params.len());
-    for (k, v) in params {
-        if map.insert(k.as_str(), v.as_str()).is_some() {
-            return Err(TokenError::new(
-                ErrorCode::InvalidRequest,
-                "a parameter was given more than once",
-            ));
-        }
-    }
+    let map = single_valued(params)?;
     let client = authenticate_client(state, headers, &map).await?;
     limit(state, &client.client_id).await?;
     match map.get("grant_type").copied() {
@@ -70,7 +78,7 @@ async fn handle(
 }
 
 /// The per-client token rate limit: 429 with `Retry-After`. A rate limit store outage fails open.
-async fn limit(state: &AppState, client_id: &str) -> Result<(), TokenError> {
+pub(crate) async fn limit(state: &AppState, client_id: &str) -> Result<(), TokenError> {
     match state
         .limiter
         .hit(&state.settings.limits.token_client(), client_id)
@@ -91,7 +99,7 @@ const BAD_CLIENT: TokenError =
     TokenError::new(ErrorCode::InvalidClient, "client authentication failed");
 
 /// `client_secret_basic`, `client_secret_post`, or `none` for public clients (RFC 6749 §2.3).
-async fn authenticate_client(
+pub(crate) async fn authenticate_client(
     state: &AppState,
     headers: &HeaderMap,
     map: &HashMap<&str, &str>,

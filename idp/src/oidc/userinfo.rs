@@ -70,8 +70,14 @@ pub async fn verify_bearer(state: &AppState, headers: &HeaderMap) -> Result<Veri
         .ok()
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or(BearerError::Invalid)?;
-    let claims = jwt::verify(&state.keys.current(), token.trim(), "at+jwt")
-        .map_err(|_| BearerError::Invalid)?;
+    verify_access_token(state, token.trim()).await
+}
+
+/// Verifies an access token issued by this provider: signature, type, issuer, audience, expiry,
+/// and that its grant is not revoked and its account may still act.
+pub async fn verify_access_token(state: &AppState, token: &str) -> Result<Verified, BearerError> {
+    let claims =
+        jwt::verify(&state.keys.current(), token, "at+jwt").map_err(|_| BearerError::Invalid)?;
     let now = state.clock.now();
     let issuer = state.settings.issuer();
     let str_claim = |name: &str| claims.get(name).and_then(Value::as_str);

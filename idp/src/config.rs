@@ -120,6 +120,10 @@ pub struct TokenSettings {
     pub authorization_code_seconds: u32,
     pub access_token_seconds: u32,
     pub id_token_seconds: u32,
+    /// A refresh token unused this long expires.
+    pub refresh_idle_seconds: u32,
+    /// A refresh token family ends this long after the sign-in that started it.
+    pub refresh_absolute_seconds: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -253,6 +257,43 @@ impl Settings {
         self.password_hashing
             .validate()
             .map_err(|m| invalid("password_hashing", m))?;
+        self.lockout.validate().map_err(|m| invalid("lockout", m))?;
+        self.limits.validate().map_err(|m| invalid("limits", m))?;
+        if !(1..=3600).contains(&self.keys.reload_seconds) {
+            return Err(invalid("keys.reload_seconds", "must be between 1 and 3600"));
+        }
+        let tokens = &self.tokens;
+        if !(10..=600).contains(&tokens.authorization_code_seconds) {
+            return Err(invalid(
+                "tokens.authorization_code_seconds",
+                "must be between 10 and 600",
+            ));
+        }
+        if !(60..=3600).contains(&tokens.access_token_seconds) {
+            return Err(invalid(
+                "tokens.access_token_seconds",
+                "must be between 60 and 3600 (access tokens are short-lived)",
+            ));
+        }
+        if !(60..=86_400).contains(&tokens.id_token_seconds) {
+            return Err(invalid(
+                "tokens.id_token_seconds",
+                "must be between 60 and 86400",
+            ));
+        }
+        if !(300..=30 * 86_400).contains(&tokens.refresh_idle_seconds) {
+            return Err(invalid(
+                "tokens.refresh_idle_seconds",
+                "must be between 300 and 2592000",
+            ));
+        }
+        if !(tokens.refresh_idle_seconds..=365 * 86_400).contains(&tokens.refresh_absolute_seconds)
+        {
+            return Err(invalid(
+                "tokens.refresh_absolute_seconds",
+                "must be at least tokens.refresh_idle_seconds and at most 31536000",
+            ));
+        }
         if !(1..=24 * 60).contains(&self.session.idle_timeout_minutes) {
             return Err(invalid(
                 "session.idle_timeout_minutes",
@@ -394,6 +435,24 @@ mod tests {
                 "password_hashing.memory_kib",
             ),
             ("SEKIMORI__KEYS__KEK", "short", "keys.kek"),
+            ("SEKIMORI__LOCKOUT__THRESHOLD", "50", "lockout.threshold"),
+            (
+                "SEKIMORI__LIMITS__LOGIN_PER_IP_PER_MINUTE",
+                "0",
+                "limits.login_per_ip_per_minute",
+            ),
+            (
+                "SEKIMORI__TOKENS__ACCESS_TOKEN_SECONDS",
+                "86400",
+                "tokens.access_token_seconds",
+            ),
+            (
+                "SEKIMORI__TOKENS__REFRESH_ABSOLUTE_SECONDS",
+                "600",
+                "tokens.refresh_absolute_seconds",
+            ),
+            ("SEKIMORI__KEYS__RELOAD_SECONDS", "0", "keys.reload_seconds"),
+            ("SEKIMORI__DELIVERY__SMS", "carrier-pigeon", "delivery.sms"),
         ];
         for (var, value, key) in cases {
             let err = load_env(&[(var, value)]).unwrap_err().to_string();

@@ -246,6 +246,19 @@ pub(crate) mod sql {
     /// Revoking twice keeps the first revocation time.
     pub const REVOKE_GRANT: &str =
         "UPDATE grants SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1";
+    pub const INSERT_REFRESH: &str = "\
+        INSERT INTO refresh_tokens (token_hash, grant_id, institution_settings_version, \
+            created_at, idle_expires_at, absolute_expires_at, used_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    /// One statement: of concurrent uses exactly one updates the row.
+    pub const REDEEM_REFRESH: &str = "\
+        UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL \
+        RETURNING token_hash, grant_id, institution_settings_version, created_at, \
+            idle_expires_at, absolute_expires_at, used_at";
+    pub const SELECT_REFRESH: &str = "\
+        SELECT token_hash, grant_id, institution_settings_version, created_at, \
+            idle_expires_at, absolute_expires_at, used_at \
+        FROM refresh_tokens WHERE token_hash = $1";
     pub const INSERT_CODE: &str = "\
         INSERT INTO authorization_codes (code_hash, grant_id, client_id, redirect_uri, nonce, \
             code_challenge, created_at, expires_at, used_at) \
@@ -303,7 +316,8 @@ macro_rules! impl_store {
             use $crate::{
                 Account, AuditEvent, AuditFilter, AuditResult, AuthorizationCode, Client,
                 CodeRedemption, Credential, Grant, Institution, NewAccount, NewAuditEvent,
-                NewInstitution, Result, Session, SigningKey, Store, StoreError,
+                NewInstitution, RefreshRedemption, RefreshToken, Result, Session, SigningKey,
+                Store, StoreError,
             };
 
             type Row = <$db as sqlx::Database>::Row;
@@ -424,6 +438,18 @@ macro_rules! impl_store {
                     acr: col(row, "acr")?,
                     created_at: col(row, "created_at")?,
                     revoked_at: col(row, "revoked_at")?,
+                })
+            }
+
+            fn refresh_from_row(row: &Row) -> Result<RefreshToken> {
+                Ok(RefreshToken {
+                    token_hash: col(row, "token_hash")?,
+                    grant_id: col(row, "grant_id")?,
+                    institution_settings_version: col(row, "institution_settings_version")?,
+                    created_at: col(row, "created_at")?,
+                    idle_expires_at: col(row, "idle_expires_at")?,
+                    absolute_expires_at: col(row, "absolute_expires_at")?,
+                    used_at: col(row, "used_at")?,
                 })
             }
 
@@ -933,6 +959,52 @@ macro_rules! impl_store {
                             code: code_from_row(&row)?,
                         },
                         None => CodeRedemption::Unknown,
+                    })
+                }
+
+                async fn insert_refresh_token(&self, token: RefreshToken) -> Result<()> {
+                    sqlx::query(sql::INSERT_REFRESH)
+                        .bind(&token.token_hash)
+                        .bind(token.grant_id)
+                        .bind(token.institution_settings_version)
+                        .bind(ts(token.created_at))
+                        .bind(ts(token.idle_expires_at))
+                        .bind(ts(token.absolute_expires_at))
+                        .bind(ts_opt(token.used_at))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(on_write("refresh_token"))?;
+                    Ok(())
+                }
+
+                async fn redeem_refresh_token(
+                    &self,
+                    token_hash: &str,
+                    now: OffsetDateTime,
+                ) -> Result<RefreshRedemption> {
+                    let redeemed = sqlx::query(sql::REDEEM_REFRESH)
+                        .bind(token_hash)
+                        .bind(ts(now))
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    if let Some(row) = redeemed {
+                        let token = refresh_from_row(&row)?;
+                        let grant = self.get_grant(token.grant_id).await?.ok_or_else(|| {
+                            StoreError::Corrupt("refresh token without its grant".into())
+                        })?;
+                        return Ok(RefreshRedemption::Redeemed { token, grant });
+                    }
+                    let existing = sqlx::query(sql::SELECT_REFRESH)
+                        .bind(token_hash)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    Ok(match existing {
+                        Some(row) => RefreshRedemption::Reused {
+                            token: refresh_from_row(&row)?,
+                        },
+                        None => RefreshRedemption::Unknown,
                     })
                 }
 

@@ -152,6 +152,13 @@ pub trait Store: Send + Sync + 'static {
     async fn get_grant(&self, id: Uuid) -> Result<Option<Grant>>;
     /// Revoking twice keeps the first time.
     async fn revoke_grant(&self, id: Uuid, at: OffsetDateTime) -> Result<()>;
+    async fn insert_refresh_token(&self, token: RefreshToken) -> Result<()>;
+    /// Spends a refresh token atomically: of concurrent uses exactly one sees `Redeemed`.
+    async fn redeem_refresh_token(
+        &self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<RefreshRedemption>;
 
     // Audit.
 

@@ -287,3 +287,31 @@ pub enum CodeRedemption {
     },
     Unknown,
 }
+
+/// A refresh token, stored as the SHA-256 of its value. Its grant is its family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    pub token_hash: String,
+    pub grant_id: Uuid,
+    /// The institution's settings version when issued: a settings change ends the family.
+    pub institution_settings_version: i64,
+    pub created_at: OffsetDateTime,
+    pub idle_expires_at: OffsetDateTime,
+    pub absolute_expires_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
+}
+
+/// The outcome of using a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshRedemption {
+    /// First use: the token is now rotated out; the caller issues its successor.
+    Redeemed {
+        token: RefreshToken,
+        grant: Grant,
+    },
+    /// The token had already been rotated: a reuse. The caller revokes the grant.
+    Reused {
+        token: RefreshToken,
+    },
+    Unknown,
+}

@@ -24,7 +24,8 @@ use sqlx::{AssertSqlSafe, Connection, PgPool, SqlitePool};
 use store::{
     Account, AuditEvent, AuditFilter, AuditResult, AuthorizationCode, Client, CodeRedemption,
     Credential, Grant, InstitutionSettings, NewAccount, NewAuditEvent, NewInstitution,
-    SecondFactor, SecondFactorMethod, Session, SigningKey, Store, StoreError,
+    RefreshRedemption, RefreshToken, SecondFactor, SecondFactorMethod, Session, SigningKey, Store,
+    StoreError,
 };
 use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};
@@ -378,6 +379,7 @@ contract!(
     codes_are_redeemed_exactly_once,
     password_changes_keep_history_and_end_other_sessions,
     recent_sign_ins_of_an_account,
+    refresh_tokens_are_redeemed_exactly_once,
 );
 
 async fn migrations_are_idempotent(ctx: Ctx) {
@@ -1342,5 +1344,105 @@ async fn recent_sign_ins_of_an_account(ctx: Ctx) {
             .expect("recent")
             .len(),
         1
+    );
+}
+
+async fn refresh_tokens_are_redeemed_exactly_once(ctx: Ctx) {
+    let store = ctx.store.clone();
+    let (master, _) = clinic(&*store).await;
+    let client = Client {
+        client_id: "rp".into(),
+        secret_hash: Some("$hmac-sha256$v=1$AAAA".into()),
+        redirect_uris: vec!["https://rp.example/cb".into()],
+        post_logout_redirect_uris: vec![],
+        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+        scopes: vec!["openid".into(), "offline_access".into()],
+        backchannel_logout_uri: None,
+        signing_alg: "ES256".into(),
+        created_at: now(),
+    };
+    store
+        .create_client(client, audit_event("client.create", None, now()))
+        .await
+        .expect("client");
+    let grant = Grant {
+        id: Uuid::now_v7(),
+        account_id: master.id,
+        client_id: "rp".into(),
+        session_id_hash: None,
+        scopes: vec!["openid".into(), "offline_access".into()],
+        auth_time: now(),
+        amr: vec!["pwd".into()],
+        acr: "urn:sekimori:acr:password".into(),
+        created_at: now(),
+        revoked_at: None,
+    };
+    let code = AuthorizationCode {
+        code_hash: "c".into(),
+        grant_id: grant.id,
+        client_id: "rp".into(),
+        redirect_uri: "https://rp.example/cb".into(),
+        nonce: None,
+        code_challenge: None,
+        created_at: now(),
+        expires_at: now() + Duration::seconds(60),
+        used_at: None,
+    };
+    store
+        .create_grant_with_code(grant.clone(), code)
+        .await
+        .expect("grant");
+    let token = RefreshToken {
+        token_hash: "r1".into(),
+        grant_id: grant.id,
+        institution_settings_version: 1,
+        created_at: now(),
+        idle_expires_at: now() + Duration::hours(24),
+        absolute_expires_at: now() + Duration::days(30),
+        used_at: None,
+    };
+    store
+        .insert_refresh_token(token.clone())
+        .await
+        .expect("insert");
+    assert_conflict(
+        store.insert_refresh_token(token.clone()).await,
+        "refresh_token",
+    );
+
+    let at = now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        tasks.spawn(async move { store.redeem_refresh_token("r1", at).await.expect("redeem") });
+    }
+    let mut redeemed = 0;
+    while let Some(outcome) = tasks.join_next().await {
+        match outcome.expect("task") {
+            RefreshRedemption::Redeemed {
+                token: spent,
+                grant: g,
+            } => {
+                redeemed += 1;
+                assert_eq!(
+                    spent,
+                    RefreshToken {
+                        used_at: Some(at),
+                        ..token.clone()
+                    }
+                );
+                assert_eq!(g, grant);
+            }
+            RefreshRedemption::Reused { token: spent } => assert_eq!(spent.grant_id, grant.id),
+            RefreshRedemption::Unknown => panic!("the token exists"),
+        }
+    }
+    assert_eq!(redeemed, 1);
+    assert_eq!(
+        store
+            .redeem_refresh_token("other", at)
+            .await
+            .expect("redeem"),
+        RefreshRedemption::Unknown
     );
 }

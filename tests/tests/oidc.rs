@@ -961,3 +961,228 @@ async fn introspection_and_revocation() {
     assert_eq!(doc["introspection_endpoint"], app.url("/introspect"));
     assert_eq!(doc["revocation_endpoint"], app.url("/revoke"));
 }
+
+/// A confidential client allowed `offline_access` and the refresh token grant.
+async fn offline_client(app: &TestApp) -> String {
+    let services = app.services().await;
+    let (_, secret) = services
+        .provisioner
+        .create_client(
+            &service::provisioning::Actor::cli(),
+            service::provisioning::NewClientInput {
+                client_id: "offline".into(),
+                redirect_uris: vec![REDIRECT.into()],
+                post_logout_redirect_uris: vec![],
+                public: false,
+                scopes: ["openid", "profile", "institution", "offline_access"]
+                    .map(String::from)
+                    .to_vec(),
+                grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+                backchannel_logout_uri: None,
+                signing_alg: "ES256".into(),
+            },
+        )
+        .await
+        .unwrap();
+    secret.unwrap()
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_a_reuse_revokes_the_family() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let created = app.institution(CLINIC).await;
+    let secret = offline_client(&app).await;
+    let rp = relying_party(&app, "offline", Some(secret.clone())).await;
+    let mut browser = Browser::new();
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state, nonce) = rp
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("offline_access".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let started = Started {
+        url: url.to_string(),
+        state,
+        nonce,
+        verifier,
+    };
+    let code = first_sign_in(
+        &app,
+        &mut browser,
+        &started,
+        &created.master.initial_password,
+    )
+    .await;
+    let first = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(started.verifier)
+        .request_async(&http())
+        .await
+        .unwrap();
+    let r1 = first
+        .refresh_token()
+        .expect("a refresh token for offline_access")
+        .clone();
+
+    // Each use returns a new refresh token and fresh tokens.
+    let second = rp
+        .exchange_refresh_token(&r1)
+        .unwrap()
+        .request_async(&http())
+        .await
+        .expect("refresh");
+    let r2 = second.refresh_token().expect("rotated").clone();
+    assert_ne!(r1.secret(), r2.secret());
+    let id = second.id_token().expect("an ID token on refresh");
+    assert_eq!(
+        payload(&id.to_string())["sub"],
+        payload(&first.id_token().unwrap().to_string())["sub"]
+    );
+    let access = second.access_token().secret().clone();
+    assert_eq!(
+        app.http
+            .get(app.url("/userinfo"))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+
+    // Reusing the spent r1 fails and ends the family: r2 and its access token die with it.
+    let reuse = rp
+        .exchange_refresh_token(&r1)
+        .unwrap()
+        .request_async(&http())
+        .await;
+    assert!(format!("{reuse:?}").contains("invalid_grant"), "{reuse:?}");
+    let after = rp
+        .exchange_refresh_token(&r2)
+        .unwrap()
+        .request_async(&http())
+        .await;
+    assert!(format!("{after:?}").contains("invalid_grant"), "{after:?}");
+    assert_eq!(
+        app.http
+            .get(app.url("/userinfo"))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let services = app.services().await;
+    let reuses = services
+        .store
+        .list_audit(
+            &store::AuditFilter {
+                kind: Some("token.refresh_reuse".into()),
+                ..Default::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reuses.len(), 1);
+
+    // A new family: idle expiry through the clock, and a locked account is refused.
+    let again = start_offline(&rp);
+    let code = code_from(&app, &browser.get(&again.url).await, &again);
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(again.verifier)
+        .request_async(&http())
+        .await
+        .unwrap();
+    let r = tokens.refresh_token().unwrap().clone();
+    app.clock.advance(time::Duration::hours(23));
+    let tokens = rp
+        .exchange_refresh_token(&r)
+        .unwrap()
+        .request_async(&http())
+        .await
+        .expect("within the idle time");
+    let r = tokens.refresh_token().unwrap().clone();
+    app.clock.advance(time::Duration::hours(25));
+    let idle = rp
+        .exchange_refresh_token(&r)
+        .unwrap()
+        .request_async(&http())
+        .await;
+    assert!(
+        format!("{idle:?}").contains("invalid_grant"),
+        "idle refresh token must expire: {idle:?}"
+    );
+
+    let again = start_offline(&rp);
+    let page = browser.get(&again.url).await;
+    let login = if page.status == StatusCode::OK {
+        browser
+            .login(&app.base, &page, CLINIC, "mst01", NEW_PASSWORD)
+            .await
+    } else {
+        page
+    };
+    let code = code_from(&app, &login, &again);
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(again.verifier)
+        .request_async(&http())
+        .await
+        .unwrap();
+    let r = tokens.refresh_token().unwrap().clone();
+    let account = services
+        .store
+        .find_account(&policies::InstitutionCode::parse(CLINIC).unwrap(), "mst01")
+        .await
+        .unwrap()
+        .unwrap();
+    services
+        .store
+        .set_lock(
+            account.id,
+            policies::lockout::LockState::Admin,
+            Some(service::Clock::now(&app.clock)),
+        )
+        .await
+        .unwrap();
+    let locked = rp
+        .exchange_refresh_token(&r)
+        .unwrap()
+        .request_async(&http())
+        .await;
+    assert!(
+        format!("{locked:?}").contains("invalid_grant"),
+        "{locked:?}"
+    );
+}
+
+fn start_offline(rp: &Rp) -> Started {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state, nonce) = rp
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("offline_access".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    Started {
+        url: url.to_string(),
+        state,
+        nonce,
+        verifier,
+    }
+}

@@ -31,7 +31,7 @@ pub fn document(issuer: &str) -> Bytes {
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "subject_types_supported": ["public"],
@@ -43,7 +43,7 @@ pub fn document(issuer: &str) -> Bytes {
         "claims_parameter_supported": false,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
-        "scopes_supported": ["openid", "profile", "institution"],
+        "scopes_supported": ["openid", "profile", "institution", "offline_access"],
         "claims_supported": [
             "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr",
             "institution_code", "institution_kind", "account_type", "user_id", "name", "name_kana"

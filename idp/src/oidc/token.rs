@@ -13,7 +13,10 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use policies::lockout::{self, LockState};
 use serde_json::{Value, json};
-use store::{Account, AuditResult, Client, CodeRedemption, Grant, NewAuditEvent};
+use store::{
+    Account, AuditResult, Client, CodeRedemption, Grant, NewAuditEvent, RefreshRedemption,
+    RefreshToken,
+};
 use time::Duration;
 use uuid::Uuid;
 
@@ -66,6 +69,7 @@ async fn handle(
     limit(state, &client.client_id).await?;
     match map.get("grant_type").copied() {
         Some("authorization_code") => authorization_code(state, &client, &map).await,
+        Some("refresh_token") => refresh_token(state, &client, &map).await,
         Some(_) => Err(TokenError::new(
             ErrorCode::UnsupportedGrantType,
             "this grant type is not supported",
@@ -237,12 +241,179 @@ async fn authorization_code(
         return Err(BAD_GRANT);
     }
     let account = usable_account(state, grant.account_id).await?;
-    let body = issue_tokens(state, client, &account, &grant, record.nonce.as_deref())?;
+    let mut body = issue_tokens(state, client, &account, &grant, record.nonce.as_deref())?;
+    if grant.scopes.iter().any(|s| s == "offline_access")
+        && client.grant_types.iter().any(|g| g == "refresh_token")
+    {
+        let absolute =
+            now + Duration::seconds(i64::from(state.settings.tokens.refresh_absolute_seconds));
+        let refresh = issue_refresh_token(state, &account, &grant, absolute).await?;
+        body["refresh_token"] = Value::String(refresh);
+    }
     audit(
         state,
         &client.client_id,
         Some(&account),
         "token.issue",
+        AuditResult::Success,
+        None,
+    )
+    .await?;
+    Ok(body)
+}
+
+/// Issues a refresh token of `grant`'s family, valid until idle or `absolute_expires_at`.
+async fn issue_refresh_token(
+    state: &AppState,
+    account: &Account,
+    grant: &Grant,
+    absolute_expires_at: time::OffsetDateTime,
+) -> Result<String, TokenError> {
+    let now = state.clock.now();
+    let value = service::random::token();
+    let version = state
+        .store
+        .get_institution(&account.institution_code)
+        .await
+        .map_err(TokenError::server)?
+        .map_or(0, |i| i.settings_version);
+    let idle = now + Duration::seconds(i64::from(state.settings.tokens.refresh_idle_seconds));
+    state
+        .store
+        .insert_refresh_token(RefreshToken {
+            token_hash: hash_handle(&value),
+            grant_id: grant.id,
+            institution_settings_version: version,
+            created_at: now,
+            idle_expires_at: idle.min(absolute_expires_at),
+            absolute_expires_at,
+            used_at: None,
+        })
+        .await
+        .map_err(TokenError::server)?;
+    Ok(value)
+}
+
+const BAD_REFRESH: TokenError = TokenError::new(
+    ErrorCode::InvalidGrant,
+    "the refresh token is invalid, expired or revoked",
+);
+
+/// The refresh token grant (RFC 6749 §6) with rotation: every use spends the token and returns a
+/// successor; a second use of a spent token revokes the whole family (the grant).
+async fn refresh_token(
+    state: &AppState,
+    client: &Client,
+    map: &HashMap<&str, &str>,
+) -> Result<Value, TokenError> {
+    if !client.grant_types.iter().any(|g| g == "refresh_token") {
+        return Err(TokenError::new(
+            ErrorCode::UnauthorizedClient,
+            "the client may not use this grant",
+        ));
+    }
+    let presented = map.get("refresh_token").ok_or(TokenError::new(
+        ErrorCode::InvalidRequest,
+        "refresh_token is required",
+    ))?;
+    let now = state.clock.now();
+    let (token, grant) = match state
+        .store
+        .redeem_refresh_token(&hash_handle(presented), now)
+        .await
+        .map_err(TokenError::server)?
+    {
+        RefreshRedemption::Redeemed { token, grant } => (token, grant),
+        RefreshRedemption::Reused { token } => {
+            state
+                .store
+                .revoke_grant(token.grant_id, now)
+                .await
+                .map_err(TokenError::server)?;
+            audit(
+                state,
+                &client.client_id,
+                None,
+                "token.refresh_reuse",
+                AuditResult::Failure,
+                Some("family revoked"),
+            )
+            .await?;
+            return Err(BAD_REFRESH);
+        }
+        RefreshRedemption::Unknown => return Err(BAD_REFRESH),
+    };
+    if grant.client_id != client.client_id {
+        // A token presented by another client is spent and its family ends.
+        state
+            .store
+            .revoke_grant(grant.id, now)
+            .await
+            .map_err(TokenError::server)?;
+        return Err(BAD_REFRESH);
+    }
+    if grant.revoked_at.is_some()
+        || now >= token.idle_expires_at
+        || now >= token.absolute_expires_at
+    {
+        return Err(BAD_REFRESH);
+    }
+    let account = usable_account(state, grant.account_id).await?;
+    let institution = state
+        .store
+        .get_institution(&account.institution_code)
+        .await
+        .map_err(TokenError::server)?
+        .ok_or(BAD_REFRESH)?;
+    let window = policies::usage::UsageWindow {
+        start: account.usage_start,
+        end: account.usage_end,
+    };
+    let hours = state.authenticator.login_hours(Some(&institution));
+    let refused = if institution.settings_version != token.institution_settings_version {
+        Some("institution_settings_changed".to_owned())
+    } else {
+        policies::usage::check_sign_in_window(&window, hours.as_ref(), now)
+            .err()
+            .map(|r| r.rule().to_owned())
+    };
+    if let Some(reason) = refused {
+        state
+            .store
+            .revoke_grant(grant.id, now)
+            .await
+            .map_err(TokenError::server)?;
+        audit(
+            state,
+            &client.client_id,
+            Some(&account),
+            "token.refresh_refused",
+            AuditResult::Failure,
+            Some(&reason),
+        )
+        .await?;
+        return Err(BAD_REFRESH);
+    }
+    if let Some(requested) = map.get("scope")
+        && !requested
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .all(|s| grant.scopes.iter().any(|g| g == s))
+    {
+        return Err(TokenError::new(
+            ErrorCode::InvalidScope,
+            "a refresh may not widen the scope",
+        ));
+    }
+    let mut body = issue_tokens(state, client, &account, &grant, None)?;
+    body["refresh_token"] = Value::String(
+        issue_refresh_token(state, &account, &grant, token.absolute_expires_at).await?,
+    );
+    audit(
+        state,
+        &client.client_id,
+        Some(&account),
+        "token.refresh",
         AuditResult::Success,
         None,
     )

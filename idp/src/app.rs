@@ -119,6 +119,12 @@ impl Application {
             csrf: Arc::new(Csrf::from_kek(&services.kek)),
             pages: Arc::new(Pages::new()),
             limiter,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(Duration::from_secs(3))
+                .timeout(Duration::from_secs(5))
+                .build()
+                .context("cannot build the outbound HTTP client")?,
             settings,
         };
         Ok(Self {

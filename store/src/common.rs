@@ -246,6 +246,10 @@ pub(crate) mod sql {
     /// Revoking twice keeps the first revocation time.
     pub const REVOKE_GRANT: &str =
         "UPDATE grants SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1";
+    pub const GRANTS_OF_SESSION: &str = "\
+        SELECT id, account_id, client_id, session_id_hash, scopes, auth_time, amr, acr, \
+            created_at, revoked_at \
+        FROM grants WHERE session_id_hash = $1 ORDER BY created_at, id";
     pub const INSERT_REFRESH: &str = "\
         INSERT INTO refresh_tokens (token_hash, grant_id, institution_settings_version, \
             created_at, idle_expires_at, absolute_expires_at, used_at) \
@@ -960,6 +964,15 @@ macro_rules! impl_store {
                         },
                         None => CodeRedemption::Unknown,
                     })
+                }
+
+                async fn grants_of_session(&self, session_id_hash: &str) -> Result<Vec<Grant>> {
+                    let rows = sqlx::query(sql::GRANTS_OF_SESSION)
+                        .bind(session_id_hash)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    rows.iter().map(grant_from_row).collect()
                 }
 
                 async fn insert_refresh_token(&self, token: RefreshToken) -> Result<()> {

@@ -152,6 +152,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_grant(&self, id: Uuid) -> Result<Option<Grant>>;
     /// Revoking twice keeps the first time.
     async fn revoke_grant(&self, id: Uuid, at: OffsetDateTime) -> Result<()>;
+    /// The grants issued during a browser session, oldest first (for logout notifications).
+    async fn grants_of_session(&self, session_id_hash: &str) -> Result<Vec<Grant>>;
     async fn insert_refresh_token(&self, token: RefreshToken) -> Result<()>;
     /// Spends a refresh token atomically: of concurrent uses exactly one sees `Redeemed`.
     async fn redeem_refresh_token(

@@ -16,6 +16,7 @@ pub const TOKEN_PATH: &str = "/token";
 pub const USERINFO_PATH: &str = "/userinfo";
 pub const INTROSPECT_PATH: &str = "/introspect";
 pub const REVOKE_PATH: &str = "/revoke";
+pub const END_SESSION_PATH: &str = "/session/end";
 
 /// Builds the discovery document once. It lists exactly what this server implements.
 pub fn document(issuer: &str) -> Bytes {
@@ -29,6 +30,10 @@ pub fn document(issuer: &str) -> Bytes {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint": format!("{issuer}{REVOKE_PATH}"),
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "end_session_endpoint": format!("{issuer}{END_SESSION_PATH}"),
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
+        "frontchannel_logout_supported": false,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],

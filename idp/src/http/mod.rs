@@ -22,7 +22,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::keys::KeyRing;
-use crate::oidc::{authorize, introspect, token, userinfo};
+use crate::oidc::{authorize, introspect, logout, token, userinfo};
 use crate::pages::csrf::Csrf;
 use crate::pages::{self, Pages, account, login};
 
@@ -39,6 +39,8 @@ pub struct AppState {
     pub csrf: Arc<Csrf>,
     pub pages: Arc<Pages>,
     pub limiter: Arc<dyn limits::RateLimiter>,
+    /// Outbound HTTP (back-channel logout): no redirects, short timeouts.
+    pub http: reqwest::Client,
     /// The discovery document, serialised once.
     pub discovery: Bytes,
 }
@@ -53,6 +55,8 @@ pub fn router(state: AppState) -> Router {
         .route(discovery::TOKEN_PATH, post(token::token))
         .route(discovery::INTROSPECT_PATH, post(introspect::introspect))
         .route(discovery::REVOKE_PATH, post(introspect::revoke))
+        .route(discovery::END_SESSION_PATH, get(logout::get).post(logout::post))
+        .route("/session/end/confirm", post(logout::confirm))
         .route(discovery::USERINFO_PATH, get(userinfo::userinfo).post(userinfo::userinfo))
         .route("/login", get(login::page).post(login::submit))
         .route("/account", get(account::page))
@@ -68,6 +72,8 @@ pub fn router(state: AppState) -> Router {
             HeaderName::from_static("x-content-type-options"),
             HeaderValue::from_static("nosniff"),
         ))
+        // A bug that panics in a handler answers 500 instead of dropping the connection.
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

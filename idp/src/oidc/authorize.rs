@@ -358,7 +358,9 @@ pub fn redirect_with(uri: &str, pairs: &[(&str, &str)]) -> Response {
         Ok(url) => url,
         Err(_) => return (StatusCode::BAD_REQUEST, "invalid redirect URI").into_response(),
     };
-    url.query_pairs_mut().extend_pairs(pairs);
+    if !pairs.is_empty() {
+        url.query_pairs_mut().extend_pairs(pairs);
+    }
     let mut response = Redirect::to(url.as_str()).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,

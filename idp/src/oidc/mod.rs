@@ -5,6 +5,7 @@ pub mod authorize;
 pub mod error;
 pub mod introspect;
 pub mod jwt;
+pub mod logout;
 pub mod request;
 pub mod token;
 pub mod userinfo;

@@ -170,13 +170,8 @@ pub async fn logout(
     }
     if let Ok(Some(live)) = session::current(&state, &headers).await {
         let ctx = request_context(&headers, peer);
-        if let Err(e) = state.store.delete_session(&live.session.id_hash).await {
-            return server_error(&state, locale, e);
-        }
-        if let Err(e) = state
-            .authenticator
-            .session_ended(&live.account, "logout", &ctx)
-            .await
+        if let Err(e) =
+            crate::oidc::logout::end_browser_session(&state, &live, "logout", &ctx).await
         {
             return server_error(&state, locale, e);
         }

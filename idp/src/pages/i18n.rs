@@ -60,6 +60,16 @@ impl Locale {
 
 /// Every page text: (key, Japanese, English). One row per text keeps both languages complete.
 const MESSAGES: &[(&str, &str, &str)] = &[
+    (
+        "logout_confirm",
+        "ログアウトしますか？このブラウザのログインが終了します。",
+        "Sign out? This ends your sign-in in this browser.",
+    ),
+    (
+        "bad_logout_request",
+        "ログアウトの要求が正しくありません。",
+        "The sign-out request is not valid.",
+    ),
     ("product", "関守 Sekimori", "Sekimori"),
     ("login_title", "ログイン", "Sign in"),
     (

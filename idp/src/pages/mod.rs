@@ -35,6 +35,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "rate_limited.html",
         include_str!("../../templates/rate_limited.html"),
     ),
+    (
+        "logout_confirm.html",
+        include_str!("../../templates/logout_confirm.html"),
+    ),
 ];
 
 pub const STYLESHEET: &str = include_str!("../../templates/sekimori.css");
@@ -59,12 +63,14 @@ impl Pages {
         form_targets: &[&str],
         cookies: &[String],
     ) -> Response {
-        let template = self.env.get_template(name).expect("template exists");
-        let body = match template.render(minijinja::context! {
-            t => minijinja::Value::from(minijinja::value::Serde(i18n::messages(locale))),
-            lang => locale.tag(),
-            page => minijinja::Value::from(minijinja::value::Serde(&context)),
-        }) {
+        let rendered = self.env.get_template(name).and_then(|template| {
+            template.render(minijinja::context! {
+                t => minijinja::Value::from(minijinja::value::Serde(i18n::messages(locale))),
+                lang => locale.tag(),
+                page => minijinja::Value::from(minijinja::value::Serde(&context)),
+            })
+        });
+        let body = match rendered {
             Ok(body) => body,
             Err(e) => {
                 tracing::error!(error = %e, template = name, "page rendering failed");
@@ -203,6 +209,34 @@ pub async fn stylesheet() -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::origin_of;
+
+    #[test]
+    fn every_template_file_is_registered_and_renders() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let pages = super::Pages::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            if name.ends_with(".html") {
+                assert!(
+                    pages.env.get_template(&name).is_ok(),
+                    "{name} is not registered"
+                );
+                let response = pages.render(
+                    axum::http::StatusCode::OK,
+                    &name,
+                    super::Locale::En,
+                    minijinja::context! {},
+                    &[],
+                    &[],
+                );
+                assert_eq!(
+                    response.status(),
+                    axum::http::StatusCode::OK,
+                    "{name} does not render"
+                );
+            }
+        }
+    }
 
     #[test]
     fn origins_for_the_csp() {

@@ -579,6 +579,15 @@ async fn a_provider_that_is_down_costs_nothing() {
         "{failures:?}"
     );
     assert!(audit(&app, "second_factor.failure").await.is_empty());
+
+    // The same message in English when the browser prefers it.
+    browser.accept_language = "en-US,en;q=0.9";
+    let english = browser.resend(&app.base, &again).await;
+    assert!(
+        english.body.contains("The code could not be sent"),
+        "{}",
+        english.body
+    );
 }
 
 #[tokio::test]

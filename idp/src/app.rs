@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use policies::AccountType;
 use service::authentication::Authenticator;
 use service::provisioning::{Actor, IssuedCredential, Provisioner};
+use service::second_factor::SecondFactorService;
 use service::{Clock, PasswordHasher, Sealer, SecretDigester};
 use store::Store;
 use tokio::net::TcpListener;
@@ -87,6 +88,28 @@ impl Application {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
+        Self::build_with_delivery(listener, settings, clock, None).await
+    }
+
+    /// [`Application::build_on`] with the second-factor delivery given (tests point AWS drivers
+    /// at local peers with fixed credentials). `None` builds the drivers from `[delivery]`.
+    pub async fn build_with_delivery(
+        listener: TcpListener,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        delivery: Option<Arc<dyn delivery::Deliver>>,
+    ) -> anyhow::Result<Self> {
+        let delivery = match delivery {
+            Some(delivery) => delivery,
+            None => Arc::new(
+                delivery::Channels::build(
+                    &settings.delivery,
+                    &settings.outbox.path,
+                    settings.server.production,
+                )
+                .map_err(anyhow::Error::msg)?,
+            ),
+        };
         let services = Services::open(settings, clock).await?;
         let keys = KeyRing::load_or_create(
             services.store.as_ref(),
@@ -108,6 +131,15 @@ impl Application {
             policy: provisioner.policy.clone(),
             login_hours: settings.login_hours.clone(),
         };
+        let second_factor = SecondFactorService::new(
+            services.store.clone(),
+            services.clock.clone(),
+            delivery,
+            settings.second_factor.otp.clone(),
+            settings.second_factor.trusted_networks.clone(),
+            settings.lockout.clone(),
+            &services.kek,
+        );
         let state = AppState {
             discovery: http::discovery_document(settings.issuer()),
             store: services.store.clone(),
@@ -116,6 +148,7 @@ impl Application {
             sealer: services.sealer.clone(),
             digester: provisioner.digester.clone(),
             authenticator,
+            second_factor,
             csrf: Arc::new(Csrf::from_kek(&services.kek)),
             pages: Arc::new(Pages::new()),
             limiter,

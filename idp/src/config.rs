@@ -41,6 +41,24 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub outbox: OutboxSettings,
     pub delivery: delivery::DeliveryConfig,
+    #[serde(default)]
+    pub second_factor: SecondFactorSettings,
+}
+
+/// `[second_factor]` (SPEC §7): where a second factor is required, the one-time-code profile,
+/// and whether a forgotten password may be reset through the registered destination.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecondFactorSettings {
+    /// Networks (CIDR) from which people sign in with a password alone. Empty (the default):
+    /// a second factor is required everywhere. The peer address is the TCP peer; behind a
+    /// reverse proxy every request would come from the proxy, so do not list the proxy here.
+    pub trusted_networks: Vec<policies::Cidr>,
+    /// Code length, lifetime, tries, cooldown and daily caps (`policies::otp::OtpPolicy`).
+    pub otp: policies::OtpPolicy,
+    /// Offer "forgot your password?" on the login page (default false: with it, control of the
+    /// registered destination alone is enough to take over an account).
+    pub forgotten_password: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -294,6 +312,10 @@ impl Settings {
                 "must be at least tokens.refresh_idle_seconds and at most 31536000",
             ));
         }
+        self.second_factor
+            .otp
+            .validate()
+            .map_err(|m| invalid("second_factor", m))?;
         if !(1..=24 * 60).contains(&self.session.idle_timeout_minutes) {
             return Err(invalid(
                 "session.idle_timeout_minutes",
@@ -455,6 +477,40 @@ mod tests {
             ("SEKIMORI__DELIVERY__SMS", "carrier-pigeon", "delivery.sms"),
         ];
         for (var, value, key) in cases {
+            let err = load_env(&[(var, value)]).unwrap_err().to_string();
+            assert!(err.contains(key), "{var}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn second_factor_settings_are_read_and_checked() {
+        let s = load_env(&[]).unwrap();
+        assert!(s.second_factor.trusted_networks.is_empty());
+        assert!(!s.second_factor.forgotten_password);
+        assert_eq!(s.second_factor.otp, policies::OtpPolicy::default());
+        let s = load_env(&[(
+            "SEKIMORI__SECOND_FACTOR__TRUSTED_NETWORKS",
+            r#"["127.0.0.0/8", "2001:db8::/32"]"#,
+        )])
+        .unwrap();
+        assert_eq!(s.second_factor.trusted_networks.len(), 2);
+        for (var, value, key) in [
+            (
+                "SEKIMORI__SECOND_FACTOR__TRUSTED_NETWORKS",
+                r#"["10.0.0.0/33"]"#,
+                "second_factor.trusted_networks",
+            ),
+            (
+                "SEKIMORI__SECOND_FACTOR__OTP__MAX_TRIES",
+                "50",
+                "otp.max_tries",
+            ),
+            (
+                "SEKIMORI__SECOND_FACTOR__OTP__LIFETIME_SECS",
+                "5",
+                "otp.lifetime_secs",
+            ),
+        ] {
             let err = load_env(&[(var, value)]).unwrap_err().to_string();
             assert!(err.contains(key), "{var}={value}: {err}");
         }

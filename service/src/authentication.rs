@@ -58,10 +58,14 @@ impl FailureReason {
 #[derive(Debug, Clone)]
 pub enum SignIn {
     /// The password is right and the account may sign in. When `must_change_password` is set,
-    /// no session, code or token may be issued until a new password is set.
+    /// no session, code or token may be issued until a new password is set. When
+    /// `second_factor_required` is set, none may be issued until a code was confirmed either;
+    /// the failure count is then left as it is (wrong codes keep counting toward the lockout)
+    /// and `login.success` is audited only when the second factor succeeds.
     Success {
         account: Box<Account>,
         must_change_password: bool,
+        second_factor_required: bool,
     },
     Failure(FailureReason),
 }
@@ -79,11 +83,28 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
+    /// Checks a password only (no second factor is ever asked): for callers that cannot show a
+    /// second-factor page.
     pub async fn sign_in(
         &self,
         institution_code: &str,
         user_id: &str,
         password: &str,
+        ctx: &RequestContext,
+    ) -> Result<SignIn, ServiceError> {
+        self.sign_in_interactive(institution_code, user_id, password, None, ctx)
+            .await
+    }
+
+    /// Checks a password on the login page. With `trusted_networks` given, a human account
+    /// outside them (or of an institution requiring it everywhere) gets
+    /// `second_factor_required` (SPEC §7, `policies::network`).
+    pub async fn sign_in_interactive(
+        &self,
+        institution_code: &str,
+        user_id: &str,
+        password: &str,
+        trusted_networks: Option<&[policies::Cidr]>,
         ctx: &RequestContext,
     ) -> Result<SignIn, ServiceError> {
         let secret = password::canonical(password).into_owned();
@@ -198,7 +219,19 @@ impl Authenticator {
                 .await;
         }
 
-        self.store.record_success(account.id, now).await?;
+        let second_factor_required = trusted_networks.is_some_and(|networks| {
+            policies::second_factor_required(
+                account.account_type,
+                ctx.ip.as_deref().and_then(|ip| ip.parse().ok()),
+                institution
+                    .as_ref()
+                    .is_some_and(|i| i.settings.second_factor_everywhere),
+                networks,
+            )
+        });
+        if !second_factor_required {
+            self.store.record_success(account.id, now).await?;
+        }
         if verified.needs_rehash {
             let hash = self.hasher.hash(secret).await?;
             self.store
@@ -212,11 +245,16 @@ impl Authenticator {
                 .await?;
         }
         let must_change_password = credential::must_change_password(account.account_type, state);
+        let kind = if second_factor_required {
+            "login.password_verified"
+        } else {
+            "login.success"
+        };
         self.audit(
             Some(&account),
             code.as_str(),
             user_id,
-            "login.success",
+            kind,
             AuditResult::Success,
             None,
             ctx,
@@ -225,6 +263,7 @@ impl Authenticator {
         Ok(SignIn::Success {
             account: Box::new(account),
             must_change_password,
+            second_factor_required,
         })
     }
 

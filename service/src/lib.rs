@@ -1,6 +1,6 @@
 //! The use cases that the CLI, the admin API and the IdP share: issuing credentials, creating
-//! institutions, operators and clients, and the primitives they need (clock, password hashing,
-//! sealing with the key-encryption key).
+//! institutions, operators and clients, signing in with a password and a second factor, and the
+//! primitives they need (clock, password hashing, sealing with the key-encryption key).
 //!
 //! Architecture Invariant: this crate decides nothing by itself; rules come from `policies`,
 //! persistence from `store`. It knows no HTTP and no SQL.
@@ -13,6 +13,7 @@ pub mod hashing;
 pub mod provisioning;
 pub mod random;
 pub mod sealing;
+pub mod second_factor;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use digest::SecretDigester;

@@ -11,7 +11,7 @@ use policies::{AccountType, InstitutionCode, InstitutionKind};
 use serde::de::DeserializeOwned;
 use time::{OffsetDateTime, UtcOffset};
 
-use crate::{SecondFactor, SecondFactorMethod, StoreError};
+use crate::{OtpPurpose, SecondFactor, SecondFactorMethod, StoreError};
 
 /// A timestamp on its way into the database: converted to UTC and truncated to whole
 /// microseconds, the precision PostgreSQL keeps, so that both backends return exactly the value
@@ -112,6 +112,14 @@ pub(crate) fn parse_lock(raw: &str) -> crate::Result<LockState> {
         .ok_or_else(|| corrupt("lock_state", format!("unknown lock state {raw:?}")))
 }
 
+pub(crate) fn parse_method(raw: &str) -> crate::Result<SecondFactorMethod> {
+    SecondFactorMethod::parse(raw).ok_or_else(|| corrupt("method", format!("unknown {raw:?}")))
+}
+
+pub(crate) fn parse_purpose(raw: &str) -> crate::Result<OtpPurpose> {
+    OtpPurpose::parse(raw).ok_or_else(|| corrupt("purpose", format!("unknown {raw:?}")))
+}
+
 /// Rebuilds the optional second factor from its four columns.
 pub(crate) fn second_factor(
     method: Option<String>,
@@ -190,6 +198,37 @@ pub(crate) mod sql {
         UPDATE accounts SET password_hash = $2, initial_issued_at = $3, initial_sealed = $4, \
             password_changed_at = $5, failed_attempts = 0 \
         WHERE id = $1";
+
+    pub const SET_SECOND_FACTOR: &str = "\
+        UPDATE accounts SET second_factor_method = $2, second_factor_email = $3, \
+            second_factor_phone = $4, second_factor_verified = $5 \
+        WHERE id = $1";
+    /// One statement: concurrent changes each get their own version.
+    pub const SET_INSTITUTION_SETTINGS: &str = "\
+        UPDATE institutions SET settings = $2, settings_version = settings_version + 1 \
+        WHERE code = $1 RETURNING settings_version";
+
+    pub const INSERT_OTP_CHALLENGE: &str = "\
+        INSERT INTO otp_challenges (id, account_id, purpose, method, destination, code_hash, \
+            created_at, expires_at, tries, used_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    pub const SELECT_OTP_CHALLENGE: &str = "\
+        SELECT id, account_id, purpose, method, destination, code_hash, created_at, expires_at, \
+            tries, used_at \
+        FROM otp_challenges WHERE id = $1";
+    /// One statement, so concurrent wrong entries are each counted.
+    pub const RECORD_CODE_TRY: &str =
+        "UPDATE otp_challenges SET tries = tries + 1 WHERE id = $1 RETURNING tries";
+    /// One statement: of concurrent uses exactly one updates the row.
+    pub const CONSUME_OTP_CHALLENGE: &str =
+        "UPDATE otp_challenges SET used_at = $2 WHERE id = $1 AND used_at IS NULL";
+    pub const COUNT_OTP_BY_ACCOUNT: &str = "\
+        SELECT COUNT(*) AS n FROM otp_challenges WHERE account_id = $1 AND created_at >= $2";
+    pub const COUNT_OTP_BY_DESTINATION: &str = "\
+        SELECT COUNT(*) AS n FROM otp_challenges WHERE destination = $1 AND created_at >= $2";
+    pub const LAST_OTP_OF_ACCOUNT: &str = "\
+        SELECT created_at FROM otp_challenges WHERE account_id = $1 \
+        ORDER BY created_at DESC LIMIT 1";
 
     pub const INSERT_PASSWORD_HISTORY: &str =
         "INSERT INTO password_history (account_id, hash, created_at) VALUES ($1, $2, $3)";
@@ -315,13 +354,13 @@ macro_rules! impl_store {
 
             use $crate::common::{
                 db, expect_one, from_json, on_write, parse_account_type, parse_code, parse_kind,
-                parse_lock, second_factor, sql, to_json, ts, ts_opt,
+                parse_lock, parse_method, parse_purpose, second_factor, sql, to_json, ts, ts_opt,
             };
             use $crate::{
                 Account, AuditEvent, AuditFilter, AuditResult, AuthorizationCode, Client,
-                CodeRedemption, Credential, Grant, Institution, NewAccount, NewAuditEvent,
-                NewInstitution, RefreshRedemption, RefreshToken, Result, Session, SigningKey,
-                Store, StoreError,
+                CodeRedemption, Credential, Grant, Institution, InstitutionSettings, NewAccount,
+                NewAuditEvent, NewInstitution, OtpChallenge, OtpSendStats, RefreshRedemption,
+                RefreshToken, Result, SecondFactor, Session, SigningKey, Store, StoreError,
             };
 
             type Row = <$db as sqlx::Database>::Row;
@@ -467,6 +506,21 @@ macro_rules! impl_store {
                     code_challenge: col(row, "code_challenge")?,
                     created_at: col(row, "created_at")?,
                     expires_at: col(row, "expires_at")?,
+                    used_at: col(row, "used_at")?,
+                })
+            }
+
+            fn otp_from_row(row: &Row) -> Result<OtpChallenge> {
+                Ok(OtpChallenge {
+                    id: col(row, "id")?,
+                    account_id: col(row, "account_id")?,
+                    purpose: parse_purpose(&col::<String>(row, "purpose")?)?,
+                    method: parse_method(&col::<String>(row, "method")?)?,
+                    destination: col(row, "destination")?,
+                    code_hash: col(row, "code_hash")?,
+                    created_at: col(row, "created_at")?,
+                    expires_at: col(row, "expires_at")?,
+                    tries: col(row, "tries")?,
                     used_at: col(row, "used_at")?,
                 })
             }
@@ -782,6 +836,122 @@ macro_rules! impl_store {
                         .await
                         .map_err(db)?;
                     rows.iter().map(|row| col::<String>(row, "hash")).collect()
+                }
+
+                async fn set_second_factor(
+                    &self,
+                    id: Uuid,
+                    second_factor: SecondFactor,
+                ) -> Result<()> {
+                    let done = sqlx::query(sql::SET_SECOND_FACTOR)
+                        .bind(id)
+                        .bind(second_factor.method.as_str())
+                        .bind(second_factor.email.as_deref())
+                        .bind(second_factor.phone.as_deref())
+                        .bind(second_factor.verified)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    expect_one(done.rows_affected())
+                }
+
+                async fn set_institution_settings(
+                    &self,
+                    code: &InstitutionCode,
+                    settings: InstitutionSettings,
+                ) -> Result<i64> {
+                    let row = sqlx::query(sql::SET_INSTITUTION_SETTINGS)
+                        .bind(code.as_str())
+                        .bind(to_json(&settings)?)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?
+                        .ok_or(StoreError::NotFound)?;
+                    col(&row, "settings_version")
+                }
+
+                async fn create_otp_challenge(&self, challenge: OtpChallenge) -> Result<()> {
+                    sqlx::query(sql::INSERT_OTP_CHALLENGE)
+                        .bind(challenge.id)
+                        .bind(challenge.account_id)
+                        .bind(challenge.purpose.as_str())
+                        .bind(challenge.method.as_str())
+                        .bind(&challenge.destination)
+                        .bind(&challenge.code_hash)
+                        .bind(ts(challenge.created_at))
+                        .bind(ts(challenge.expires_at))
+                        .bind(challenge.tries)
+                        .bind(ts_opt(challenge.used_at))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(on_write("otp_challenge"))?;
+                    Ok(())
+                }
+
+                async fn get_otp_challenge(&self, id: Uuid) -> Result<Option<OtpChallenge>> {
+                    let row = sqlx::query(sql::SELECT_OTP_CHALLENGE)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    row.as_ref().map(otp_from_row).transpose()
+                }
+
+                async fn record_code_try(&self, id: Uuid) -> Result<i64> {
+                    let row = sqlx::query(sql::RECORD_CODE_TRY)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?
+                        .ok_or(StoreError::NotFound)?;
+                    col(&row, "tries")
+                }
+
+                async fn consume_otp_challenge(
+                    &self,
+                    id: Uuid,
+                    now: OffsetDateTime,
+                ) -> Result<bool> {
+                    let done = sqlx::query(sql::CONSUME_OTP_CHALLENGE)
+                        .bind(id)
+                        .bind(ts(now))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    Ok(done.rows_affected() == 1)
+                }
+
+                async fn otp_send_stats(
+                    &self,
+                    account_id: Uuid,
+                    destination: &str,
+                    since: OffsetDateTime,
+                ) -> Result<OtpSendStats> {
+                    let by_account = sqlx::query(sql::COUNT_OTP_BY_ACCOUNT)
+                        .bind(account_id)
+                        .bind(ts(since))
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    let to_destination = sqlx::query(sql::COUNT_OTP_BY_DESTINATION)
+                        .bind(destination)
+                        .bind(ts(since))
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    let last = sqlx::query(sql::LAST_OTP_OF_ACCOUNT)
+                        .bind(account_id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    Ok(OtpSendStats {
+                        sent_by_account: col(&by_account, "n")?,
+                        sent_to_destination: col(&to_destination, "n")?,
+                        last_sent_at: last
+                            .as_ref()
+                            .map(|row| col(row, "created_at"))
+                            .transpose()?,
+                    })
                 }
 
                 async fn create_client(&self, client: Client, audit: NewAuditEvent) -> Result<()> {

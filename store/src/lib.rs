@@ -116,6 +116,38 @@ pub trait Store: Send + Sync + 'static {
     /// The newest `limit` previous password hashes of an account, newest first.
     async fn password_history(&self, id: Uuid, limit: u32) -> Result<Vec<String>>;
 
+    /// Replaces the second factor of an account (a confirmed change, or an admin's first
+    /// registration). NotFound if the account is unknown.
+    async fn set_second_factor(&self, id: Uuid, second_factor: SecondFactor) -> Result<()>;
+
+    /// Replaces an institution's settings and bumps its `settings_version`, which ends every
+    /// session issued under the previous version. Returns the new version. NotFound if unknown.
+    async fn set_institution_settings(
+        &self,
+        code: &InstitutionCode,
+        settings: InstitutionSettings,
+    ) -> Result<i64>;
+
+    // One-time codes of the second factor.
+
+    /// Stores a code that was just sent. Conflict if the ID exists; NotFound if the account
+    /// does not.
+    async fn create_otp_challenge(&self, challenge: OtpChallenge) -> Result<()>;
+    async fn get_otp_challenge(&self, id: Uuid) -> Result<Option<OtpChallenge>>;
+    /// Atomically adds one wrong entry to a code and returns the new count. NotFound if unknown.
+    async fn record_code_try(&self, id: Uuid) -> Result<i64>;
+    /// Spends a code: true for exactly one of concurrent callers, false if it was already used
+    /// (or is unknown).
+    async fn consume_otp_challenge(&self, id: Uuid, now: OffsetDateTime) -> Result<bool>;
+    /// Codes sent since `since` by `account_id` and to `destination` (whatever the account),
+    /// and the account's newest send.
+    async fn otp_send_stats(
+        &self,
+        account_id: Uuid,
+        destination: &str,
+        since: OffsetDateTime,
+    ) -> Result<OtpSendStats>;
+
     // Clients.
 
     async fn create_client(&self, client: Client, audit: NewAuditEvent) -> Result<()>;

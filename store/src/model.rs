@@ -85,6 +85,67 @@ pub struct SecondFactor {
     pub verified: bool,
 }
 
+/// Why a one-time code was sent (SPEC §7, §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OtpPurpose {
+    /// The second step of a sign-in, to the registered destination.
+    SignIn,
+    /// Registering a first destination during sign-in.
+    Enroll,
+    /// Changing method or destination on `/account`.
+    Change,
+    /// Proving control of the registered destination to set a forgotten password.
+    Reset,
+}
+
+impl OtpPurpose {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OtpPurpose::SignIn => "sign_in",
+            OtpPurpose::Enroll => "enroll",
+            OtpPurpose::Change => "change",
+            OtpPurpose::Reset => "reset",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "sign_in" => Some(OtpPurpose::SignIn),
+            "enroll" => Some(OtpPurpose::Enroll),
+            "change" => Some(OtpPurpose::Change),
+            "reset" => Some(OtpPurpose::Reset),
+            _ => None,
+        }
+    }
+}
+
+/// One code sent to one destination. Only a keyed digest of the code is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtpChallenge {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub purpose: OtpPurpose,
+    pub method: SecondFactorMethod,
+    /// The normalised destination: an e-mail address or an E.164 number.
+    pub destination: String,
+    pub code_hash: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    /// Wrong entries so far.
+    pub tries: i64,
+    pub used_at: Option<OffsetDateTime>,
+}
+
+/// What the resend cooldown and the daily caps need: codes sent since a given instant (the
+/// start of the Asia/Tokyo day) to an account and to a destination, and the account's last send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtpSendStats {
+    pub sent_by_account: i64,
+    pub sent_to_destination: i64,
+    pub last_sent_at: Option<OffsetDateTime>,
+}
+
 /// A password hash together with the state the policies need (SPEC §5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credential {

@@ -24,8 +24,8 @@ use sqlx::{AssertSqlSafe, Connection, PgPool, SqlitePool};
 use store::{
     Account, AuditEvent, AuditFilter, AuditResult, AuthorizationCode, Client, CodeRedemption,
     Credential, Grant, InstitutionSettings, NewAccount, NewAuditEvent, NewInstitution,
-    RefreshRedemption, RefreshToken, SecondFactor, SecondFactorMethod, Session, SigningKey, Store,
-    StoreError,
+    OtpChallenge, OtpPurpose, OtpSendStats, RefreshRedemption, RefreshToken, SecondFactor,
+    SecondFactorMethod, Session, SigningKey, Store, StoreError,
 };
 use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};
@@ -377,6 +377,11 @@ contract!(
     audit_log_is_append_only,
     count_accounts_of_type,
     codes_are_redeemed_exactly_once,
+    second_factor_is_set_and_read_back,
+    institution_settings_bump_the_version,
+    otp_challenges_round_trip_and_are_spent_once,
+    otp_tries_are_counted_exactly,
+    otp_send_stats_count_since_and_by_destination,
     password_changes_keep_history_and_end_other_sessions,
     recent_sign_ins_of_an_account,
     refresh_tokens_are_redeemed_exactly_once,
@@ -1188,6 +1193,218 @@ async fn codes_are_redeemed_exactly_once(ctx: Ctx) {
         .expect("present");
     assert_eq!(revoked.revoked_at, Some(later));
     assert_not_found(store.revoke_grant(Uuid::now_v7(), later).await);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Second factor (SPEC §7).
+// ---------------------------------------------------------------------------------------------
+
+async fn second_factor_is_set_and_read_back(ctx: Ctx) {
+    let store = &*ctx.store;
+    let (master, _) = clinic(store).await;
+    assert_eq!(
+        account(store, master.id).await.second_factor,
+        master.second_factor
+    );
+    let phone = SecondFactor {
+        method: SecondFactorMethod::Voice,
+        email: None,
+        phone: Some("+81312345678".into()),
+        verified: true,
+    };
+    store
+        .set_second_factor(master.id, phone.clone())
+        .await
+        .expect("set");
+    assert_eq!(account(store, master.id).await.second_factor, Some(phone));
+    let email = SecondFactor {
+        method: SecondFactorMethod::Email,
+        email: Some("taro@example.jp".into()),
+        phone: None,
+        verified: false,
+    };
+    store
+        .set_second_factor(master.id, email.clone())
+        .await
+        .expect("replace");
+    assert_eq!(
+        account(store, master.id).await.second_factor,
+        Some(email.clone())
+    );
+    assert_not_found(store.set_second_factor(Uuid::new_v4(), email).await);
+}
+
+async fn institution_settings_bump_the_version(ctx: Ctx) {
+    let store = &*ctx.store;
+    clinic(store).await;
+    let before = store.get_institution(&code(CLINIC)).await.unwrap().unwrap();
+    let settings = InstitutionSettings {
+        second_factor_everywhere: true,
+        lockout_threshold: Some(3),
+        login_hours: None,
+    };
+    let version = store
+        .set_institution_settings(&code(CLINIC), settings.clone())
+        .await
+        .expect("set settings");
+    assert_eq!(version, before.settings_version + 1);
+    let after = store.get_institution(&code(CLINIC)).await.unwrap().unwrap();
+    assert_eq!(after.settings, settings);
+    assert_eq!(after.settings_version, version);
+    assert_not_found(
+        store
+            .set_institution_settings(&code("1310000009"), InstitutionSettings::default())
+            .await,
+    );
+}
+
+fn challenge(account_id: Uuid, destination: &str, at: OffsetDateTime) -> OtpChallenge {
+    OtpChallenge {
+        id: Uuid::new_v4(),
+        account_id,
+        purpose: OtpPurpose::SignIn,
+        method: SecondFactorMethod::Sms,
+        destination: destination.into(),
+        code_hash: "$hmac-sha256$v=1$digest".into(),
+        created_at: micros(at),
+        expires_at: micros(at + Duration::minutes(5)),
+        tries: 0,
+        used_at: None,
+    }
+}
+
+async fn otp_challenges_round_trip_and_are_spent_once(ctx: Ctx) {
+    let store = &ctx.store;
+    let (master, _) = clinic(store.as_ref()).await;
+    let mut sent = challenge(master.id, "+819012345678", now());
+    sent.purpose = OtpPurpose::Reset;
+    store
+        .create_otp_challenge(sent.clone())
+        .await
+        .expect("create");
+    assert_eq!(
+        store.get_otp_challenge(sent.id).await.unwrap(),
+        Some(sent.clone())
+    );
+    assert_eq!(store.get_otp_challenge(Uuid::new_v4()).await.unwrap(), None);
+    assert_conflict(
+        store.create_otp_challenge(sent.clone()).await,
+        "otp_challenge",
+    );
+    assert_not_found(
+        store
+            .create_otp_challenge(challenge(Uuid::new_v4(), "+819012345678", now()))
+            .await,
+    );
+
+    // Of concurrent uses exactly one wins.
+    let at = micros(now());
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let store = Arc::clone(store);
+        tasks.spawn(async move { store.consume_otp_challenge(sent.id, at).await });
+    }
+    let mut wins = 0;
+    while let Some(joined) = tasks.join_next().await {
+        wins += usize::from(joined.expect("task").expect("consume"));
+    }
+    assert_eq!(wins, 1);
+    let spent = store.get_otp_challenge(sent.id).await.unwrap().unwrap();
+    assert_eq!(spent.used_at, Some(at));
+    assert!(
+        !store
+            .consume_otp_challenge(Uuid::new_v4(), at)
+            .await
+            .unwrap()
+    );
+}
+
+async fn otp_tries_are_counted_exactly(ctx: Ctx) {
+    let store = &ctx.store;
+    let (master, _) = clinic(store.as_ref()).await;
+    let sent = challenge(master.id, "taro@example.jp", now());
+    store.create_otp_challenge(sent.clone()).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let store = Arc::clone(store);
+        tasks.spawn(async move { store.record_code_try(sent.id).await });
+    }
+    let mut counts = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        counts.push(joined.expect("task").expect("record_code_try"));
+    }
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=20).collect::<Vec<i64>>());
+    assert_eq!(
+        store
+            .get_otp_challenge(sent.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .tries,
+        20
+    );
+    assert_not_found(store.record_code_try(Uuid::new_v4()).await);
+}
+
+async fn otp_send_stats_count_since_and_by_destination(ctx: Ctx) {
+    let store = &*ctx.store;
+    let (master, reset) = clinic(store).await;
+    let start = micros(now());
+    let shared = "+819012345678";
+    let none = store
+        .otp_send_stats(master.id, shared, start)
+        .await
+        .expect("stats");
+    assert_eq!(
+        none,
+        OtpSendStats {
+            sent_by_account: 0,
+            sent_to_destination: 0,
+            last_sent_at: None
+        }
+    );
+    // Yesterday's code counts for the cooldown's "last send" but not for today's caps.
+    store
+        .create_otp_challenge(challenge(master.id, shared, start - Duration::hours(1)))
+        .await
+        .unwrap();
+    for minutes in [1, 3] {
+        store
+            .create_otp_challenge(challenge(
+                master.id,
+                shared,
+                start + Duration::minutes(minutes),
+            ))
+            .await
+            .unwrap();
+    }
+    store
+        .create_otp_challenge(challenge(reset.id, shared, start + Duration::minutes(2)))
+        .await
+        .unwrap();
+    store
+        .create_otp_challenge(challenge(
+            reset.id,
+            "+818012345678",
+            start + Duration::minutes(4),
+        ))
+        .await
+        .unwrap();
+    let stats = store
+        .otp_send_stats(master.id, shared, start)
+        .await
+        .unwrap();
+    assert_eq!(stats.sent_by_account, 2);
+    assert_eq!(stats.sent_to_destination, 3);
+    assert_eq!(stats.last_sent_at, Some(start + Duration::minutes(3)));
+    let stats = store
+        .otp_send_stats(reset.id, "+818012345678", start)
+        .await
+        .unwrap();
+    assert_eq!(stats.sent_by_account, 2);
+    assert_eq!(stats.sent_to_destination, 1);
+    assert_eq!(stats.last_sent_at, Some(start + Duration::minutes(4)));
 }
 
 async fn password_changes_keep_history_and_end_other_sessions(ctx: Ctx) {

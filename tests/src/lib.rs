@@ -1,7 +1,15 @@
 //! Shared helpers for the end-to-end tests: start the real server on port 0 with a fresh
 //! database (SQLite in a temporary directory, or a new PostgreSQL database), drive it over HTTP,
-//! and control its clock.
+//! control its clock, and read the development outbox.
+//!
+//! The settings are the embedded default, so a second factor is required for every human
+//! sign-in (empty `second_factor.trusted_networks`); [`Browser::second_factor`] completes it
+//! through the development outbox the way a person would: enroll an e-mail address when asked,
+//! then type the code that arrived.
 
+pub mod peers;
+
+use std::path::Path;
 use std::sync::Arc;
 
 use idp::{Application, Settings};
@@ -130,22 +138,40 @@ pub async fn spawn_with(backend: Backend, dir: TempDir, mut settings: Settings) 
     Some(start(dir, settings, postgres).await)
 }
 
-async fn start(dir: TempDir, settings: Settings, postgres: Option<FreshPostgres>) -> TestApp {
-    start_with_clock(
-        dir,
-        settings,
-        postgres,
-        ManualClock::new(time::OffsetDateTime::now_utc()),
-        0,
-    )
-    .await
+/// [`spawn_with`] with the second-factor delivery given (drivers pointed at local peers).
+pub async fn spawn_with_delivery(
+    backend: Backend,
+    dir: TempDir,
+    mut settings: Settings,
+    delivery: Arc<dyn delivery::Deliver>,
+) -> Option<TestApp> {
+    let postgres = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => {
+            let url = postgres_url()?;
+            let db = FreshPostgres::create(&url)
+                .await
+                .expect("create a fresh PostgreSQL database");
+            settings.database.url = db.url.clone();
+            Some(db)
+        }
+    };
+    let clock = ManualClock::new(time::OffsetDateTime::now_utc());
+    Some(start_with_clock(dir, settings, postgres, Some(delivery), clock, 0).await)
 }
 
-/// Starts a server on `port` (0: any free port) with the given clock.
+async fn start(dir: TempDir, settings: Settings, postgres: Option<FreshPostgres>) -> TestApp {
+    let clock = ManualClock::new(time::OffsetDateTime::now_utc());
+    start_with_clock(dir, settings, postgres, None, clock, 0).await
+}
+
+/// Starts a server on `port` (0: any free port) with the given clock and, optionally, the
+/// second-factor delivery (otherwise the configured one: the development outbox).
 async fn start_with_clock(
     dir: TempDir,
     mut settings: Settings,
     postgres: Option<FreshPostgres>,
+    delivery: Option<Arc<dyn delivery::Deliver>>,
     clock: ManualClock,
     port: u16,
 ) -> TestApp {
@@ -155,9 +181,14 @@ async fn start_with_clock(
     let port = listener.local_addr().expect("local address").port();
     settings.server.bind = format!("127.0.0.1:{port}");
     settings.server.issuer = format!("http://127.0.0.1:{port}");
-    let app = Application::build_on(listener, settings.clone(), Arc::new(clock.clone()))
-        .await
-        .expect("build the app");
+    let app = Application::build_with_delivery(
+        listener,
+        settings.clone(),
+        Arc::new(clock.clone()),
+        delivery,
+    )
+    .await
+    .expect("build the app");
     let bootstrap = app.bootstrap.clone();
     let (tx, rx) = oneshot::channel();
     let handle = tokio::spawn(app.run_until(async move {
@@ -196,6 +227,7 @@ impl Stopped {
             self.dir,
             self.settings,
             self.postgres,
+            None,
             self.clock,
             self.port,
         )
@@ -228,7 +260,7 @@ impl TestApp {
         // Same settings: the same database and key-encryption key, so both nodes share accounts
         // and keys.
         let settings = self.settings.clone();
-        start_with_clock(dir, settings, None, self.clock.clone(), 0).await
+        start_with_clock(dir, settings, None, None, self.clock.clone(), 0).await
     }
 
     /// Drops the PostgreSQL database under the running server (readiness tests).
@@ -278,6 +310,16 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// Every line of the development outbox so far.
+    pub fn outbox(&self) -> Vec<delivery::OutboxLine> {
+        delivery::OutboxDriver::read_lines(&self.settings.outbox.path).expect("read the outbox")
+    }
+
+    /// The code of the newest outbox line.
+    pub fn last_code(&self) -> String {
+        self.outbox().pop().expect("a code in the outbox").code
+    }
+
     /// The same services the server uses (a second pool on the same database, same clock).
     pub async fn services(&self) -> idp::Services {
         idp::Services::open(self.settings.clone(), Arc::new(self.clock.clone()))
@@ -485,6 +527,62 @@ impl Browser {
                 ("user_id", user_id),
                 ("password", password),
             ],
+        )
+        .await
+    }
+
+    /// Completes the second factor that follows a password on `page`, through the development
+    /// outbox at `outbox`: on the enrollment page it registers `staff@clinic.example.jp` by
+    /// e-mail; on the code page it types the newest code. Any other page is returned as is.
+    pub async fn second_factor(&mut self, base: &str, outbox: &Path, page: Page) -> Page {
+        let mut page = page;
+        if page.body.contains("action=\"/login/second-factor/enroll\"")
+            && page.field("code").is_none()
+            && page.body.contains("name=\"method\"")
+        {
+            let csrf = page.field("csrf_token").expect("csrf_token field");
+            let step = page.field("step").expect("step field");
+            page = self
+                .post(
+                    &format!("{base}/login/second-factor/enroll"),
+                    &[
+                        ("csrf_token", &csrf),
+                        ("step", &step),
+                        ("method", "email"),
+                        ("email", "staff@clinic.example.jp"),
+                    ],
+                )
+                .await;
+        }
+        if !page.body.contains("action=\"/second-factor/verify\"") {
+            return page;
+        }
+        let code = delivery::OutboxDriver::read_lines(outbox)
+            .expect("read the outbox")
+            .pop()
+            .expect("a code in the outbox")
+            .code;
+        self.submit_code(base, &page, &code).await
+    }
+
+    /// Posts `code` on a second-factor code page.
+    pub async fn submit_code(&mut self, base: &str, page: &Page, code: &str) -> Page {
+        let csrf = page.field("csrf_token").expect("csrf_token field");
+        let step = page.field("step").expect("step field");
+        self.post(
+            &format!("{base}/second-factor/verify"),
+            &[("csrf_token", &csrf), ("step", &step), ("code", code)],
+        )
+        .await
+    }
+
+    /// Posts the resend button of a second-factor code page.
+    pub async fn resend(&mut self, base: &str, page: &Page) -> Page {
+        let csrf = page.field("csrf_token").expect("csrf_token field");
+        let step = page.field("step").expect("step field");
+        self.post(
+            &format!("{base}/second-factor/resend"),
+            &[("csrf_token", &csrf), ("step", &step)],
         )
         .await
     }

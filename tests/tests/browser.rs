@@ -1,6 +1,7 @@
 //! One journey in a real headless browser (Debian Chromium driven by npm playwright-core, both
 //! installed by `scripts/browser/install`): sign in with an initial password, the forced change,
-//! a password change on `/account`, and sign-out. Screenshots are kept under
+//! enrollment of an e-mail second factor (the code read from the development outbox), a password
+//! change on `/account`, and sign-out. Screenshots are kept under
 //! `target/browser-journey/`.
 
 use std::path::Path;
@@ -49,7 +50,8 @@ async fn a_person_signs_in_changes_passwords_and_signs_out_in_chromium() {
         .env("INSTITUTION", "1312222222")
         .env("USER_ID", "mst01")
         .env("INITIAL_PASSWORD", &created.master.initial_password)
-        .env("SCREENSHOTS", &screenshots);
+        .env("SCREENSHOTS", &screenshots)
+        .env("OUTBOX", &app.settings.outbox.path);
     // The server runs on this runtime: wait for the browser on a blocking thread.
     let output = tokio::task::spawn_blocking(move || node.output())
         .await
@@ -64,9 +66,13 @@ async fn a_person_signs_in_changes_passwords_and_signs_out_in_chromium() {
     for shot in [
         "01-login",
         "02-forced-change-refused",
-        "03-account",
-        "04-password-changed",
-        "05-signed-out",
+        "03-enroll-second-factor",
+        "04-code",
+        "05-account",
+        "06-password-changed",
+        "07-signed-out",
+        "08-old-password-refused",
+        "09-new-password-accepted",
     ] {
         assert!(
             screenshots.join(format!("{shot}.png")).exists(),

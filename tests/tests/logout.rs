@@ -76,9 +76,11 @@ async fn signed_in(app: &TestApp, browser: &mut Browser, secret: &str, initial: 
     let change = browser
         .login(&app.base, &login, CLINIC, "mst01", initial)
         .await;
-    let done = browser
+    let changed = browser
         .change_password(&app.base, &change, "Sekimori#29x", "Sekimori#29x")
         .await;
+    let outbox = app.settings.outbox.path.clone();
+    let done = browser.second_factor(&app.base, &outbox, changed).await;
     let code = done.redirect_param("code").expect("code");
     let tokens: Value = app
         .http

@@ -1,13 +1,29 @@
 //! Sign-in security end to end (SPEC §4-§6): lockout and its exactness across two nodes, the
 //! 30-day initial password, forced and self-service password changes, usage dates, login hours,
 //! rate limits, `/account`, sign-out, and rehashing when the argon2 parameters change.
+//!
+//! These stories are about the password step, so the servers here trust the loopback network and
+//! ask for no second factor (tests/second_factor.rs covers that step, on the default settings).
 
 use reqwest::StatusCode;
-use sekimori_tests::{Backend, Browser, Page, TestApp, spawn_app, spawn_with, test_settings};
+use sekimori_tests::{Backend, Browser, Page, TestApp, spawn_with, test_settings};
 use store::AuditFilter;
 use time::Duration;
 
 const NEW_PASSWORD: &str = "Sekimori#29x";
+
+/// The embedded default, trusting loopback so no second factor is asked for.
+fn password_only(dir: &tempfile::TempDir) -> idp::Settings {
+    let mut settings = test_settings(dir);
+    settings.second_factor.trusted_networks = vec![policies::Cidr::parse("127.0.0.0/8").unwrap()];
+    settings
+}
+
+async fn spawn_password_only() -> Option<TestApp> {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = password_only(&dir);
+    spawn_with(Backend::Sqlite, dir, settings).await
+}
 
 /// Opens `/login` (the self-service sign-in) and posts the form.
 async fn login(
@@ -70,7 +86,7 @@ fn failed(page: &Page) -> bool {
 async fn five_wrong_passwords_lock_and_a_success_resets_the_count() {
     // Rate limits run on real time, not the test clock; keep them out of this story.
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = test_settings(&dir);
+    let mut settings = password_only(&dir);
     settings.limits.login_per_account_per_minute = 1000;
     let Some(app) = spawn_with(Backend::Sqlite, dir, settings).await else {
         return;
@@ -156,7 +172,7 @@ async fn five_wrong_passwords_lock_and_a_success_resets_the_count() {
 #[tokio::test]
 async fn an_optional_auto_unlock_lapses_failure_locks() {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = test_settings(&dir);
+    let mut settings = password_only(&dir);
     settings.lockout.threshold = 3;
     settings.lockout.auto_unlock_after = Some(Duration::minutes(30));
     let Some(app) = spawn_with(Backend::Sqlite, dir, settings).await else {
@@ -196,7 +212,7 @@ async fn an_optional_auto_unlock_lapses_failure_locks() {
 #[tokio::test]
 async fn failures_are_counted_exactly_across_two_nodes() {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = test_settings(&dir);
+    let mut settings = password_only(&dir);
     settings.lockout.threshold = 10;
     settings.limits.login_per_account_per_minute = 1000;
     if let Ok(redis) = std::env::var("TEST_REDIS_URL") {
@@ -257,7 +273,7 @@ async fn failures_are_counted_exactly_across_two_nodes() {
 
 #[tokio::test]
 async fn a_human_initial_password_expires_after_30_days() {
-    let Some(app) = spawn_app(Backend::Sqlite).await else {
+    let Some(app) = spawn_password_only().await else {
         return;
     };
     let code = "1311111114";
@@ -294,7 +310,7 @@ async fn a_human_initial_password_expires_after_30_days() {
 #[tokio::test]
 async fn forced_change_refuses_weak_reused_and_mismatched_passwords() {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = test_settings(&dir);
+    let mut settings = password_only(&dir);
     settings.password.history_depth = 2;
     let Some(app) = spawn_with(Backend::Sqlite, dir, settings).await else {
         return;
@@ -367,7 +383,7 @@ async fn change_own(
 
 #[tokio::test]
 async fn account_page_changes_the_password_ends_other_sessions_and_signs_out() {
-    let Some(app) = spawn_app(Backend::Sqlite).await else {
+    let Some(app) = spawn_password_only().await else {
         return;
     };
     let code = "1311111116";
@@ -463,7 +479,7 @@ async fn account_page_changes_the_password_ends_other_sessions_and_signs_out() {
 #[tokio::test]
 async fn usage_dates_and_login_hours_are_enforced() {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = test_settings(&dir);
+    let mut settings = password_only(&dir);
     settings.login_hours = Some(
         policies::usage::LoginHours::every_day(
             time::macros::time!(9:00),
@@ -540,7 +556,7 @@ async fn usage_dates_and_login_hours_are_enforced() {
 #[tokio::test]
 async fn bursts_of_sign_ins_get_a_polite_429() {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = test_settings(&dir);
+    let mut settings = password_only(&dir);
     settings.limits.login_per_account_per_minute = 3;
     let Some(app) = spawn_with(Backend::Sqlite, dir, settings).await else {
         return;
@@ -573,7 +589,7 @@ async fn bursts_of_sign_ins_get_a_polite_429() {
 
 #[tokio::test]
 async fn stronger_hashing_parameters_rehash_at_the_next_sign_in() {
-    let Some(app) = spawn_app(Backend::Sqlite).await else {
+    let Some(app) = spawn_password_only().await else {
         return;
     };
     let code = "1311111120";

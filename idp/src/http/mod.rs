@@ -13,6 +13,7 @@ use axum::http::{HeaderName, HeaderValue, Request};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use service::authentication::Authenticator;
+use service::second_factor::SecondFactorService;
 use service::{Clock, Sealer, SecretDigester};
 use store::Store;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -24,7 +25,7 @@ use crate::config::Settings;
 use crate::keys::KeyRing;
 use crate::oidc::{authorize, introspect, logout, token, userinfo};
 use crate::pages::csrf::Csrf;
-use crate::pages::{self, Pages, account, login};
+use crate::pages::{self, Pages, account, forgotten_password, login, second_factor};
 
 /// Everything a handler may use, built once at startup from configuration.
 #[derive(Clone)]
@@ -36,6 +37,7 @@ pub struct AppState {
     pub sealer: Arc<Sealer>,
     pub digester: Arc<SecretDigester>,
     pub authenticator: Authenticator,
+    pub second_factor: SecondFactorService,
     pub csrf: Arc<Csrf>,
     pub pages: Arc<Pages>,
     pub limiter: Arc<dyn limits::RateLimiter>,
@@ -63,6 +65,12 @@ pub fn router(state: AppState) -> Router {
         .route("/account/password", post(account::change_password))
         .route("/logout", post(account::logout))
         .route("/login/password", post(login::change))
+        .route("/login/second-factor/enroll", post(second_factor::enroll))
+        .route("/second-factor/verify", post(second_factor::verify))
+        .route("/second-factor/resend", post(second_factor::resend))
+        .route("/account/second-factor", post(second_factor::account_start))
+        .route("/password/forgot", get(forgotten_password::page).post(forgotten_password::request))
+        .route("/password/reset", post(forgotten_password::reset))
         .route("/static/sekimori.css", get(pages::stylesheet))
         .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
         .route("/healthz", get(health::healthz))

@@ -110,9 +110,11 @@ async fn end_session(
                     Some((*uri).to_owned())
                 }
                 Ok(_) => {
-                    return state
-                        .pages
-                        .error(StatusCode::BAD_REQUEST, locale, "bad_logout_request");
+                    return state.pages.error(
+                        StatusCode::BAD_REQUEST,
+                        locale,
+                        "bad_logout_request",
+                    );
                 }
                 Err(e) => return server_error(&state, locale, e),
             }

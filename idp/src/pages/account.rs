@@ -1,5 +1,6 @@
-//! `/account`: the self-service page (SPEC §10): change one's password, see recent sign-ins,
-//! sign out. Changing the password ends every other session of the account.
+//! `/account`: the self-service page (SPEC §10): change one's password, change the second
+//! factor (verified by a code before it is saved, see [`super::second_factor`]), see recent
+//! sign-ins, sign out. Changing the password ends every other session of the account.
 
 use std::net::SocketAddr;
 
@@ -10,6 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use policies::usage::JST;
 use serde::Deserialize;
 use service::ServiceError;
+use store::SecondFactorMethod;
 
 use super::Locale;
 use super::login::{request_context, server_error};
@@ -20,6 +22,8 @@ use crate::session::{self, Live};
 pub struct Notice {
     #[serde(default)]
     changed: Option<String>,
+    #[serde(default)]
+    second_factor: Option<String>,
 }
 
 pub async fn page(
@@ -30,28 +34,41 @@ pub async fn page(
     let locale = Locale::from_headers(&headers);
     match session::current(&state, &headers).await {
         Ok(Some(live)) => {
-            render(
-                &state,
-                &headers,
-                locale,
-                &live,
-                notice.changed.is_some(),
-                &[],
-            )
-            .await
+            let mut notices = Vec::new();
+            if notice.changed.is_some() {
+                notices.push("password_changed");
+            }
+            if notice.second_factor.is_some() {
+                notices.push("account_sf_changed");
+            }
+            render(&state, &headers, locale, &live, &notices, &[]).await
         }
         Ok(None) => Redirect::to("/login").into_response(),
         Err(e) => server_error(&state, locale, e),
     }
 }
 
-async fn render(
+/// Renders the page. `notices` are message keys of what just succeeded; `violations` are the
+/// password change's refusals, `sf_problems` the second-factor form's.
+pub(crate) async fn render(
     state: &AppState,
     headers: &HeaderMap,
     locale: Locale,
     live: &Live,
-    changed: bool,
+    notices: &[&str],
+    sf_problems: &[String],
+) -> Response {
+    render_with(state, headers, locale, live, notices, &[], sf_problems).await
+}
+
+async fn render_with(
+    state: &AppState,
+    headers: &HeaderMap,
+    locale: Locale,
+    live: &Live,
+    notices: &[&str],
     violations: &[String],
+    sf_problems: &[String],
 ) -> Response {
     let events = match state.store.recent_sign_ins(live.account.id, 10).await {
         Ok(events) => events,
@@ -70,7 +87,34 @@ async fn render(
         .collect();
     let (csrf_token, cookie) = state.csrf.issue(headers);
     let account = &live.account;
-    let status = if violations.is_empty() {
+    let messages = super::i18n::messages(locale);
+    let notices: Vec<String> = notices
+        .iter()
+        .filter_map(|key| {
+            messages
+                .get(*key)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        })
+        .collect();
+    let second_factor = account.second_factor.as_ref().map(|f| {
+        let method_key = match f.method {
+            SecondFactorMethod::Email => "method_email",
+            SecondFactorMethod::Sms => "method_sms",
+            SecondFactorMethod::Voice => "method_voice",
+        };
+        let address = match f.method {
+            SecondFactorMethod::Email => f.email.clone(),
+            SecondFactorMethod::Sms | SecondFactorMethod::Voice => f.phone.clone(),
+        };
+        minijinja::context! {
+            method => f.method.as_str(),
+            method_label => messages.get(method_key).and_then(|v| v.as_str()).unwrap_or_default(),
+            masked => address.map(|a| service::second_factor::mask(f.method, &a)).unwrap_or_default(),
+            verified => f.verified,
+        }
+    });
+    let status = if violations.is_empty() && sf_problems.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
@@ -86,8 +130,10 @@ async fn render(
             name => account.name.clone(),
             account_type => account.account_type.as_str(),
             account_type_label => locale.pick(account.account_type.label_ja(), account.account_type.as_str()),
-            changed,
+            notices,
             violations => minijinja::Value::from(minijinja::value::Serde(violations)),
+            sf_problems => minijinja::Value::from(minijinja::value::Serde(sf_problems)),
+            second_factor,
             sign_ins,
         },
         &[],
@@ -143,7 +189,7 @@ pub async fn change_password(
                 .iter()
                 .map(|v| locale.pick(&v.message_ja, &v.message_en).to_owned())
                 .collect();
-            render(&state, &headers, locale, &live, false, &messages).await
+            render_with(&state, &headers, locale, &live, &[], &messages, &[]).await
         }
         Err(e) => server_error(&state, locale, e),
     }

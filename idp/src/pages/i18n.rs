@@ -184,6 +184,128 @@ const MESSAGES: &[(&str, &str, &str)] = &[
         "秒後にもう一度お試しください。",
         " seconds.",
     ),
+    ("sf_title", "二要素認証", "Two-step verification"),
+    (
+        "sf_sent",
+        "に認証コードを送信しました。",
+        "— a code was sent there.",
+    ),
+    ("sf_code", "認証コード", "Code"),
+    (
+        "sf_code_hint",
+        "届いた6桁の数字を入力してください。有効期限は5分間です。",
+        "Enter the 6 digits you received. The code is valid for 5 minutes.",
+    ),
+    ("sf_submit", "確認", "Verify"),
+    ("sf_resend", "認証コードを再送信", "Send a new code"),
+    (
+        "sf_resent",
+        "認証コードを再送信しました。",
+        "A new code was sent.",
+    ),
+    (
+        "sf_change_method",
+        "別の方法を選ぶ",
+        "Choose another method",
+    ),
+    (
+        "sf_wrong",
+        "認証コードが正しくありません。もう一度入力してください。",
+        "The code is not correct. Please enter it again.",
+    ),
+    (
+        "sf_no_code",
+        "認証コードが送信されていません。「認証コードを再送信」を押してください。",
+        "No code has been sent yet. Press “Send a new code”.",
+    ),
+    (
+        "sf_delivery_failed",
+        "認証コードを送信できませんでした。しばらくしてから「認証コードを再送信」を押すか、別の方法をお試しください。",
+        "The code could not be sent. Please press “Send a new code” in a moment, or try another method.",
+    ),
+    (
+        "sf_enroll_title",
+        "二要素認証の登録",
+        "Set up two-step verification",
+    ),
+    (
+        "sf_enroll_lead",
+        "ログインには二要素認証が必要です。認証コードの受け取り方法と送信先を登録してください。入力した送信先に届いたコードを確認すると登録されます。",
+        "Signing in needs a second step. Choose how to receive codes and where; it is registered once you confirm the code sent there.",
+    ),
+    ("sf_method", "受け取り方法", "Receive codes by"),
+    ("method_email", "メール", "E-mail"),
+    ("method_sms", "SMS（携帯電話）", "SMS (mobile phone)"),
+    ("method_voice", "音声電話", "Voice call"),
+    ("sf_email", "メールアドレス", "E-mail address"),
+    (
+        "sf_email_hint",
+        "メールを選んだ場合に入力してください。",
+        "Fill in when you chose e-mail.",
+    ),
+    ("sf_phone", "電話番号（日本国内）", "Phone number (Japan)"),
+    (
+        "sf_phone_hint",
+        "SMS・音声電話を選んだ場合に入力してください。例: 090-1234-5678、03-1234-5678、+81 90-1234-5678。SMSは携帯電話番号のみ、海外の番号は使えません。",
+        "Fill in when you chose SMS or a voice call, e.g. 090-1234-5678, 03-1234-5678, +81 90-1234-5678. SMS needs a mobile number; numbers outside Japan cannot be used.",
+    ),
+    ("sf_send", "認証コードを送信", "Send a code"),
+    (
+        "sf_choose_method",
+        "受け取り方法を選んでください。",
+        "Choose how to receive codes.",
+    ),
+    ("account_sf_title", "二要素認証", "Two-step verification"),
+    ("account_sf_current", "現在の送信先", "Current destination"),
+    ("account_sf_none", "未登録", "Not registered"),
+    (
+        "account_sf_lead",
+        "変更するには新しい受け取り方法と送信先を入力してください。届いた認証コードを確認すると変更されます。",
+        "To change it, enter the new method and destination; it changes once you confirm the code sent there.",
+    ),
+    (
+        "account_sf_changed",
+        "二要素認証の送信先を変更しました。",
+        "Your two-step verification destination was changed.",
+    ),
+    (
+        "forgot_link",
+        "パスワードをお忘れの方",
+        "Forgot your password?",
+    ),
+    ("forgot_title", "パスワードの再設定", "Reset your password"),
+    (
+        "forgot_lead",
+        "医療機関等コード、ユーザID、登録済みの二要素認証の受け取り方法を入力してください。登録済みの送信先に認証コードを送ります。",
+        "Enter your institution code, user ID and the method registered for two-step verification. A code is sent to the registered destination.",
+    ),
+    (
+        "forgot_method",
+        "登録済みの受け取り方法",
+        "Registered method",
+    ),
+    ("forgot_submit", "認証コードを送信", "Send a code"),
+    (
+        "forgot_disabled",
+        "パスワードの再設定はこの環境では利用できません。管理者にお問い合わせください。",
+        "Password reset is not available here. Please ask your administrator.",
+    ),
+    (
+        "reset_sent",
+        "入力されたアカウントが存在し、選択した方法の送信先が登録されている場合は、認証コードを送信しました。届いたコードと新しいパスワードを入力してください。",
+        "If the account exists and has a destination registered for that method, a code was sent to it. Enter the code and a new password.",
+    ),
+    ("reset_submit", "パスワードを再設定", "Reset password"),
+    (
+        "reset_bad_code",
+        "認証コードが正しくないか、有効期限が切れています。",
+        "The code is not correct or has expired.",
+    ),
+    (
+        "reset_done",
+        "パスワードを再設定しました。新しいパスワードでログインしてください。",
+        "Your password was reset. Please sign in with the new password.",
+    ),
 ];
 
 pub fn messages(locale: Locale) -> Value {

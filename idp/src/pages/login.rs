@@ -2,7 +2,9 @@
 //! password (SPEC §5, §10). Failures show one generic message whatever the reason.
 //!
 //! What happens after a sign-in is carried in the form as a sealed [`Continuation`]: an
-//! authorization request to finish, or the account page.
+//! authorization request to finish, or the account page. The order is: password, then the
+//! forced password change when the password is an initial one, then the second factor when
+//! one is required ([`super::second_factor`]); only then does [`complete`] start the session.
 
 use std::net::SocketAddr;
 
@@ -38,7 +40,7 @@ struct Sealed {
 const LOGIN_PURPOSE: &str = "login-continuation";
 
 impl Continuation {
-    fn client(&self) -> Option<(&str, &str)> {
+    pub(crate) fn client(&self) -> Option<(&str, &str)> {
         match self {
             Continuation::Authorize(r) => Some((&r.client_id, &r.redirect_uri)),
             Continuation::Account => None,
@@ -93,6 +95,7 @@ pub fn show(
             failed,
             institution_code,
             user_id,
+            forgot => state.settings.second_factor.forgotten_password,
         },
         &[redirect_uri],
         &cookie.into_iter().collect::<Vec<_>>(),
@@ -177,7 +180,13 @@ pub async fn submit(
     let ctx = request_context(&headers, peer);
     let outcome = match state
         .authenticator
-        .sign_in(&form.institution_code, &form.user_id, &form.password, &ctx)
+        .sign_in_interactive(
+            &form.institution_code,
+            &form.user_id,
+            &form.password,
+            Some(&state.settings.second_factor.trusted_networks),
+            &ctx,
+        )
         .await
     {
         Ok(outcome) => outcome,
@@ -196,15 +205,24 @@ pub async fn submit(
         SignIn::Success {
             account,
             must_change_password: true,
+            second_factor_required,
         } => {
             let pending = Pending {
                 account_id: account.id,
                 next,
+                second_factor: second_factor_required,
                 expires_at: (now + Duration::minutes(15)).unix_timestamp(),
             };
             show_change(&state, &headers, locale, &pending, &[])
         }
-        SignIn::Success { account, .. } => complete(&state, &account, &next, ctx).await,
+        SignIn::Success {
+            account,
+            second_factor_required: true,
+            ..
+        } => super::second_factor::begin(&state, &headers, locale, &account, next, &ctx).await,
+        SignIn::Success { account, .. } => {
+            complete(&state, &account, &next, ctx, vec!["pwd".into()]).await
+        }
     }
 }
 
@@ -220,6 +238,9 @@ fn bounded(raw: &str, max: usize) -> &str {
 struct Pending {
     account_id: Uuid,
     next: Continuation,
+    /// A second factor follows the change.
+    #[serde(default)]
+    second_factor: bool,
     expires_at: i64,
 }
 
@@ -317,22 +338,28 @@ pub async fn change(
         }
         Err(e) => return server_error(&state, locale, e),
     };
-    complete(&state, &account, &pending.next, ctx).await
+    if pending.second_factor {
+        return super::second_factor::begin(&state, &headers, locale, &account, pending.next, &ctx)
+            .await;
+    }
+    complete(&state, &account, &pending.next, ctx, vec!["pwd".into()]).await
 }
 
-/// Starts the session and continues: back to the client with a code, or to the account page.
-async fn complete(
+/// Starts the session with the given authentication methods (RFC 8176 `amr`) and continues:
+/// back to the client with a code, or to the account page.
+pub(crate) async fn complete(
     state: &AppState,
     account: &store::Account,
     next: &Continuation,
     ctx: RequestContext,
+    amr: Vec<String>,
 ) -> Response {
     let locale = Locale::Ja;
-    let (session, cookie) =
-        match session::start(state, account, vec!["pwd".into()], ctx.ip, ctx.user_agent).await {
-            Ok(started) => started,
-            Err(e) => return server_error(state, locale, e),
-        };
+    let (session, cookie) = match session::start(state, account, amr, ctx.ip, ctx.user_agent).await
+    {
+        Ok(started) => started,
+        Err(e) => return server_error(state, locale, e),
+    };
     let mut response = match next {
         Continuation::Authorize(request) => {
             match issue_code(state, account, &session, request).await {

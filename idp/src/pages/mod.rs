@@ -3,8 +3,10 @@
 
 pub mod account;
 pub mod csrf;
+pub mod forgotten_password;
 pub mod i18n;
 pub mod login;
+pub mod second_factor;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -38,6 +40,30 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "logout_confirm.html",
         include_str!("../../templates/logout_confirm.html"),
+    ),
+    (
+        "second_factor.html",
+        include_str!("../../templates/second_factor.html"),
+    ),
+    (
+        "second_factor_fields.html",
+        include_str!("../../templates/second_factor_fields.html"),
+    ),
+    (
+        "second_factor_enroll.html",
+        include_str!("../../templates/second_factor_enroll.html"),
+    ),
+    (
+        "password_forgot.html",
+        include_str!("../../templates/password_forgot.html"),
+    ),
+    (
+        "password_reset.html",
+        include_str!("../../templates/password_reset.html"),
+    ),
+    (
+        "password_reset_done.html",
+        include_str!("../../templates/password_reset_done.html"),
     ),
 ];
 

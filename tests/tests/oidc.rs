@@ -791,7 +791,7 @@ async fn key_rotation_keeps_earlier_tokens_verifiable_until_they_expire() {
     )
     .await
     .unwrap();
-    assert_eq!(rotated[0].retired, [old_kid.clone()]);
+    assert_eq!(rotated[0].retired, std::slice::from_ref(&old_kid));
     // A restarted node loads the rotation (running nodes reload every keys.reload_seconds).
     let app = app.stop().await.restart().await;
     let (_, jwks) = app.get_json("/jwks.json").await;

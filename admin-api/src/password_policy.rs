@@ -40,6 +40,7 @@ pub struct ViolationView {
     request_body = PasswordCheckRequest,
     responses(
         (status = 200, body = PasswordCheck),
+        (status = 400, description = "The body is not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, body = crate::error::Problem, content_type = "application/problem+json"),

@@ -54,6 +54,7 @@ pub struct CreatedAccount {
     request_body = CreateAccountRequest,
     responses(
         (status = 201, body = CreatedAccount),
+        (status = 400, description = "The body is not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),

@@ -53,6 +53,7 @@ pub struct CreatedInstitution {
     request_body = CreateInstitutionRequest,
     responses(
         (status = 201, body = CreatedInstitution),
+        (status = 400, description = "The body is not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, body = crate::error::Problem, content_type = "application/problem+json"),

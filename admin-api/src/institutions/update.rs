@@ -28,6 +28,7 @@ pub struct UpdateInstitutionRequest {
     request_body = UpdateInstitutionRequest,
     responses(
         (status = 200, body = InstitutionView),
+        (status = 400, description = "The body is not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, body = crate::error::Problem, content_type = "application/problem+json"),

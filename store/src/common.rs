@@ -147,6 +147,21 @@ pub(crate) fn contains_pattern(needle: &str) -> String {
     pattern
 }
 
+/// What a partial search for `needle` requires of the indexed grams of a column (PostgreSQL's
+/// `sekimori_grams`, migration 0003): the character itself for a one-character search, every
+/// distinct pair of adjacent characters otherwise. Characters, not bytes, as PostgreSQL's
+/// `substr` counts them.
+pub(crate) fn needle_grams(needle: &str) -> Vec<String> {
+    let chars: Vec<char> = needle.chars().collect();
+    if chars.len() == 1 {
+        return vec![chars[0].to_string()];
+    }
+    let mut grams: Vec<String> = chars.windows(2).map(|w| w.iter().collect()).collect();
+    grams.sort();
+    grams.dedup();
+    grams
+}
+
 /// The SQL both backends run. Column lists are spelled out, never `SELECT *`, so that the
 /// decoders and the schema are visibly in step.
 pub(crate) mod sql {
@@ -580,12 +595,14 @@ macro_rules! impl_store {
                     query.push(" AND user_id = ").push_bind(user_id.clone());
                 }
                 if let Some(name) = &filter.name {
+                    super::push_substring_prefilter(query, "name", name);
                     query
                         .push(" AND name LIKE ")
                         .push_bind(contains_pattern(name))
                         .push(" ESCAPE '\\'");
                 }
                 if let Some(kana) = &filter.name_kana {
+                    super::push_substring_prefilter(query, "name_kana", kana);
                     query
                         .push(" AND name_kana LIKE ")
                         .push_bind(contains_pattern(kana))

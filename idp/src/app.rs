@@ -140,7 +140,17 @@ impl Application {
             settings.lockout.clone(),
             &services.kek,
         );
+        let admin = service::accounts::Admin {
+            store: services.store.clone(),
+            hasher: provisioner.hasher.clone(),
+            sealer: services.sealer.clone(),
+            clock: services.clock.clone(),
+            policy: provisioner.policy.clone(),
+            lockout: settings.lockout.clone(),
+        };
         let state = AppState {
+            admin,
+            provisioner: provisioner.clone(),
             discovery: http::discovery_document(settings.issuer()),
             store: services.store.clone(),
             keys,

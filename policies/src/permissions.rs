@@ -137,6 +137,84 @@ pub fn creatable_by(actor: AccountType) -> Vec<AccountType> {
         .collect()
 }
 
+/// Whether `actor` may see an account of type `target` (admin get and search). The matrix has no
+/// separate "view" action: an actor sees exactly the accounts it may act on in some way, so an
+/// admin screen never lists an account its reader can do nothing with.
+pub fn can_view(
+    actor_type: AccountType,
+    actor_institution: &InstitutionCode,
+    target_type: AccountType,
+    target_institution: &InstitutionCode,
+) -> bool {
+    Action::ALL.into_iter().any(|action| {
+        can_in_institution(
+            actor_type,
+            actor_institution,
+            action,
+            target_type,
+            target_institution,
+        )
+    })
+}
+
+/// The account types `actor` may see in `institution`, in [`AccountType::ALL`] order.
+pub fn viewable_types(
+    actor_type: AccountType,
+    actor_institution: &InstitutionCode,
+    institution: &InstitutionCode,
+) -> Vec<AccountType> {
+    AccountType::ALL
+        .into_iter()
+        .filter(|t| can_view(actor_type, actor_institution, *t, institution))
+        .collect()
+}
+
+/// Institutions themselves (create, read, list, rename, usage start): the platform operator only
+/// (SPEC §1 "Institutions are created by the platform operator", §9 "institutions (operator)").
+pub fn can_manage_institutions(
+    actor_type: AccountType,
+    actor_institution: &InstitutionCode,
+) -> bool {
+    actor_type == AccountType::Operator && belongs(actor_type, actor_institution)
+}
+
+/// An institution's security settings (SPEC §6, §7: second factor, login hours, lockout
+/// threshold). Decision: the institution's `master` account, the top of its hierarchy
+/// [002 §2-1], or an operator for any institution. The platform pseudo-institution has no
+/// settings of its own here (its rules come from the deployment's configuration).
+pub fn can_manage_settings(
+    actor_type: AccountType,
+    actor_institution: &InstitutionCode,
+    institution: &InstitutionCode,
+) -> bool {
+    if institution.is_platform() || !belongs(actor_type, actor_institution) {
+        return false;
+    }
+    match actor_type {
+        AccountType::Operator => true,
+        AccountType::Master => actor_institution == institution,
+        _ => false,
+    }
+}
+
+/// The audit export (SPEC §9 [002 §4]). Decision: operators export any institution's events or
+/// all of them (`institution` = `None`); an institution's `master` exports only its own
+/// institution's events and must name it.
+pub fn can_export_audit(
+    actor_type: AccountType,
+    actor_institution: &InstitutionCode,
+    institution: Option<&InstitutionCode>,
+) -> bool {
+    if !belongs(actor_type, actor_institution) {
+        return false;
+    }
+    match actor_type {
+        AccountType::Operator => true,
+        AccountType::Master => institution == Some(actor_institution),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,5 +340,58 @@ mod tests {
                 "{actor}@{ai} {action} {target}@{ti}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod admin_surface_tests {
+    use super::*;
+    use AccountType::*;
+
+    #[test]
+    fn viewing_follows_the_matrix() {
+        let platform = InstitutionCode::platform();
+        let a = InstitutionCode::parse("1314000001").expect("valid");
+        let b = InstitutionCode::parse("2741234567").expect("valid");
+        assert_eq!(
+            viewable_types(Operator, &platform, &a),
+            vec![Master, MasterReset]
+        );
+        assert_eq!(
+            viewable_types(Operator, &platform, &platform),
+            vec![Operator]
+        );
+        assert_eq!(viewable_types(Master, &a, &a), vec![Manager]);
+        assert_eq!(viewable_types(MasterReset, &a, &a), vec![Master]);
+        assert_eq!(
+            viewable_types(Manager, &a, &a),
+            vec![General, ClinicalViewer, WebApi, LinkedApp, CardReader]
+        );
+        assert!(viewable_types(Manager, &a, &b).is_empty());
+        assert!(viewable_types(General, &a, &a).is_empty());
+    }
+
+    #[test]
+    fn institutions_settings_and_audit() {
+        let platform = InstitutionCode::platform();
+        let a = InstitutionCode::parse("1314000001").expect("valid");
+        let b = InstitutionCode::parse("2741234567").expect("valid");
+        assert!(can_manage_institutions(Operator, &platform));
+        assert!(!can_manage_institutions(Operator, &a));
+        assert!(!can_manage_institutions(Master, &a));
+
+        assert!(can_manage_settings(Operator, &platform, &a));
+        assert!(!can_manage_settings(Operator, &platform, &platform));
+        assert!(can_manage_settings(Master, &a, &a));
+        assert!(!can_manage_settings(Master, &a, &b));
+        assert!(!can_manage_settings(MasterReset, &a, &a));
+        assert!(!can_manage_settings(Manager, &a, &a));
+
+        assert!(can_export_audit(Operator, &platform, None));
+        assert!(can_export_audit(Operator, &platform, Some(&b)));
+        assert!(can_export_audit(Master, &a, Some(&a)));
+        assert!(!can_export_audit(Master, &a, None));
+        assert!(!can_export_audit(Master, &a, Some(&b)));
+        assert!(!can_export_audit(Manager, &a, Some(&a)));
     }
 }

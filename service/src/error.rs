@@ -15,6 +15,9 @@ pub enum ServiceError {
     Conflict(&'static str),
     #[error("not found")]
     NotFound,
+    /// The permission matrix (or the self-action rule) refuses this actor.
+    #[error("forbidden: {0:?}")]
+    Forbidden(Refusal),
     #[error(transparent)]
     Store(store::StoreError),
     #[error("internal error: {0}")]
@@ -35,4 +38,14 @@ impl From<store::StoreError> for ServiceError {
             other => ServiceError::Store(other),
         }
     }
+}
+
+/// Why an admin action was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `policies::permissions` does not list this actor for this action and target.
+    NotPermitted,
+    /// An admin action on the caller's own account (docs/policies.md: operators are the only
+    /// type that acts on its own type, and never on themselves).
+    OwnAccount,
 }

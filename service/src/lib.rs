@@ -5,11 +5,13 @@
 //! Architecture Invariant: this crate decides nothing by itself; rules come from `policies`,
 //! persistence from `store`. It knows no HTTP and no SQL.
 
+pub mod accounts;
 pub mod authentication;
 pub mod clock;
 pub mod digest;
 pub mod error;
 pub mod hashing;
+pub mod institutions;
 pub mod provisioning;
 pub mod random;
 pub mod sealing;
@@ -17,6 +19,6 @@ pub mod second_factor;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use digest::SecretDigester;
-pub use error::ServiceError;
+pub use error::{Refusal, ServiceError};
 pub use hashing::{HashingParams, PasswordHasher};
 pub use sealing::Sealer;

@@ -371,7 +371,7 @@ pub fn initial_password_context(account_id: Uuid) -> String {
     format!("initial-password:{account_id}")
 }
 
-fn institution_name(raw: &str) -> Result<String, ServiceError> {
+pub(crate) fn institution_name(raw: &str) -> Result<String, ServiceError> {
     let trimmed = raw.trim();
     let len = trimmed.chars().count();
     if len == 0 || len > 100 || trimmed.chars().any(char::is_control) {

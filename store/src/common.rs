@@ -140,6 +140,36 @@ pub(crate) fn second_factor(
     }))
 }
 
+/// A `LIKE` pattern matching `needle` anywhere, with the backslash, `%` and `_` escaped by a
+/// backslash (the queries say `ESCAPE '\'`), so user input is always matched literally.
+pub(crate) fn contains_pattern(needle: &str) -> String {
+    let mut pattern = String::with_capacity(needle.len() + 2);
+    pattern.push('%');
+    for c in needle.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// What a partial search for `needle` requires of the indexed grams of a column (PostgreSQL's
+/// `sekimori_grams`, migration 0003): the character itself for a one-character search, every
+/// distinct pair of adjacent characters otherwise. Characters, not bytes, as PostgreSQL's
+/// `substr` counts them.
+pub(crate) fn needle_grams(needle: &str) -> Vec<String> {
+    let chars: Vec<char> = needle.chars().collect();
+    if chars.len() == 1 {
+        return vec![chars[0].to_string()];
+    }
+    let mut grams: Vec<String> = chars.windows(2).map(|w| w.iter().collect()).collect();
+    grams.sort();
+    grams.dedup();
+    grams
+}
+
 /// The SQL both backends run. Column lists are spelled out, never `SELECT *`, so that the
 /// decoders and the schema are visibly in step.
 pub(crate) mod sql {
@@ -203,10 +233,6 @@ pub(crate) mod sql {
         UPDATE accounts SET second_factor_method = $2, second_factor_email = $3, \
             second_factor_phone = $4, second_factor_verified = $5 \
         WHERE id = $1";
-    /// One statement: concurrent changes each get their own version.
-    pub const SET_INSTITUTION_SETTINGS: &str = "\
-        UPDATE institutions SET settings = $2, settings_version = settings_version + 1 \
-        WHERE code = $1 RETURNING settings_version";
 
     pub const INSERT_OTP_CHALLENGE: &str = "\
         INSERT INTO otp_challenges (id, account_id, purpose, method, destination, code_hash, \
@@ -242,6 +268,41 @@ pub(crate) mod sql {
         ORDER BY created_at DESC LIMIT $2";
     pub const DELETE_OTHER_SESSIONS: &str =
         "DELETE FROM sessions WHERE account_id = $1 AND ($2 IS NULL OR id_hash <> $2)";
+
+    /// The column list and table of an account query; the search appends its conditions.
+    pub const SEARCH_ACCOUNTS: &str = select_account!("");
+    pub const COUNT_ACCOUNTS: &str = "SELECT COUNT(*) AS n FROM accounts WHERE ";
+    pub const UPDATE_ACCOUNT_FIELDS: &str = "\
+        UPDATE accounts SET name = $2, name_kana = $3, enabled = $4, usage_start = $5, \
+            usage_end = $6, second_factor_method = $7, second_factor_email = $8, \
+            second_factor_phone = $9, second_factor_verified = $10 \
+        WHERE id = $1 AND deleted_at IS NULL";
+    /// In an UPDATE every right-hand side reads the old row, so both CASEs see the old lock.
+    pub const RESET_CREDENTIAL: &str = "\
+        UPDATE accounts SET password_hash = $2, initial_issued_at = $3, initial_sealed = $4, \
+            password_changed_at = $5, failed_attempts = 0, notice_issued = FALSE, \
+            lock_state = CASE WHEN lock_state = 'failures' THEN 'none' ELSE lock_state END, \
+            locked_at = CASE WHEN lock_state = 'failures' THEN NULL ELSE locked_at END \
+        WHERE id = $1 AND deleted_at IS NULL";
+    pub const SET_LOCK_LIVE: &str = "\
+        UPDATE accounts SET lock_state = $2, locked_at = $3, \
+            failed_attempts = CASE WHEN $2 = 'none' THEN 0 ELSE failed_attempts END \
+        WHERE id = $1 AND deleted_at IS NULL";
+
+    pub const UPDATE_INSTITUTION: &str =
+        "UPDATE institutions SET name = $2, usage_start = $3 WHERE code = $1";
+    pub const SET_INSTITUTION_SETTINGS: &str = "\
+        UPDATE institutions SET settings = $2, settings_version = settings_version + 1 \
+        WHERE code = $1";
+    pub const DELETE_SESSIONS_OF_INSTITUTION: &str = "\
+        DELETE FROM sessions \
+        WHERE account_id IN (SELECT id FROM accounts WHERE institution_code = $1)";
+    pub const REVOKE_GRANTS_OF_INSTITUTION: &str = "\
+        UPDATE grants SET revoked_at = $2 \
+        WHERE revoked_at IS NULL \
+            AND account_id IN (SELECT id FROM accounts WHERE institution_code = $1)";
+    pub const REVOKE_GRANTS_OF_ACCOUNT: &str =
+        "UPDATE grants SET revoked_at = $2 WHERE account_id = $1 AND revoked_at IS NULL";
 
     pub const INSERT_CLIENT: &str = "\
         INSERT INTO clients (client_id, secret_hash, redirect_uris, post_logout_redirect_uris, \
@@ -353,13 +414,15 @@ macro_rules! impl_store {
             use uuid::Uuid;
 
             use $crate::common::{
-                db, expect_one, from_json, on_write, parse_account_type, parse_code, parse_kind,
-                parse_lock, parse_method, parse_purpose, second_factor, sql, to_json, ts, ts_opt,
+                contains_pattern, db, expect_one, from_json, on_write, parse_account_type,
+                parse_code, parse_kind, parse_lock, parse_method, parse_purpose, second_factor,
+                sql, to_json, ts, ts_opt,
             };
             use $crate::{
-                Account, AuditEvent, AuditFilter, AuditResult, AuthorizationCode, Client,
-                CodeRedemption, Credential, Grant, Institution, InstitutionSettings, NewAccount,
-                NewAuditEvent, NewInstitution, OtpChallenge, OtpSendStats, RefreshRedemption,
+                Account, AccountChange, AccountFilter, AccountPage, AuditEvent, AuditFilter,
+                AuditResult, AuthorizationCode, Client, CodeRedemption, Credential, Grant,
+                Institution, InstitutionSettings, InstitutionUpdate, NewAccount, NewAuditEvent,
+                NewInstitution, OtpChallenge, OtpSendStats, PageRequest, RefreshRedemption,
                 RefreshToken, Result, SecondFactor, Session, SigningKey, Store, StoreError,
             };
 
@@ -609,6 +672,115 @@ macro_rules! impl_store {
                 row.as_ref().map(account_from_row).transpose()
             }
 
+            /// Appends the search conditions (joined by AND) to a query that ends in `WHERE `.
+            /// Only the filters present become conditions, so each combination is its own
+            /// statement and PostgreSQL can plan it with its indexes (trigram GIN for the name
+            /// and reading, the `(institution_code, user_id, id)` B-tree for order and paging).
+            fn push_account_filter(query: &mut sqlx::QueryBuilder<$db>, filter: &AccountFilter) {
+                query
+                    .push("institution_code = ")
+                    .push_bind(filter.institution_code.as_str().to_owned())
+                    .push(" AND deleted_at IS NULL");
+                if filter.account_types.is_empty() {
+                    query.push(" AND 1 = 0");
+                } else {
+                    query.push(" AND account_type IN (");
+                    let mut types = query.separated(", ");
+                    for account_type in &filter.account_types {
+                        types.push_bind(account_type.as_str().to_owned());
+                    }
+                    types.push_unseparated(")");
+                }
+                if let Some(user_id) = &filter.user_id {
+                    query.push(" AND user_id = ").push_bind(user_id.clone());
+                }
+                if let Some(name) = &filter.name {
+                    super::push_substring_prefilter(query, "name", name);
+                    query
+                        .push(" AND name LIKE ")
+                        .push_bind(contains_pattern(name))
+                        .push(" ESCAPE '\\'");
+                }
+                if let Some(kana) = &filter.name_kana {
+                    super::push_substring_prefilter(query, "name_kana", kana);
+                    query
+                        .push(" AND name_kana LIKE ")
+                        .push_bind(contains_pattern(kana))
+                        .push(" ESCAPE '\\'");
+                }
+                if let Some(enabled) = filter.enabled {
+                    query.push(" AND enabled = ").push_bind(enabled);
+                }
+                match filter.locked {
+                    Some(true) => {
+                        query.push(" AND lock_state <> 'none'");
+                    }
+                    Some(false) => {
+                        query.push(" AND lock_state = 'none'");
+                    }
+                    None => {}
+                }
+                let bounds = [
+                    (" AND usage_start >= ", filter.usage_start_from),
+                    (" AND usage_start <= ", filter.usage_start_to),
+                    (" AND usage_end >= ", filter.usage_end_from),
+                    (" AND usage_end <= ", filter.usage_end_to),
+                ];
+                for (condition, bound) in bounds {
+                    if let Some(date) = bound {
+                        query.push(condition).push_bind(date);
+                    }
+                }
+            }
+
+            async fn apply_change(conn: &mut Conn, id: Uuid, change: &AccountChange) -> Result<()> {
+                let done = match change {
+                    AccountChange::Fields(fields) => {
+                        let factor = fields.second_factor.as_ref();
+                        sqlx::query(sql::UPDATE_ACCOUNT_FIELDS)
+                            .bind(id)
+                            .bind(&fields.name)
+                            .bind(&fields.name_kana)
+                            .bind(fields.enabled)
+                            .bind(fields.usage_start)
+                            .bind(fields.usage_end)
+                            .bind(factor.map(|f| f.method.as_str()))
+                            .bind(factor.and_then(|f| f.email.as_deref()))
+                            .bind(factor.and_then(|f| f.phone.as_deref()))
+                            .bind(factor.is_some_and(|f| f.verified))
+                            .execute(&mut *conn)
+                            .await
+                    }
+                    AccountChange::ResetCredential(credential) => {
+                        sqlx::query(sql::RESET_CREDENTIAL)
+                            .bind(id)
+                            .bind(&credential.hash)
+                            .bind(ts_opt(credential.initial_issued_at))
+                            .bind(credential.initial_sealed.as_deref())
+                            .bind(ts_opt(credential.changed_at))
+                            .execute(&mut *conn)
+                            .await
+                    }
+                    AccountChange::Lock { state, at } => {
+                        sqlx::query(sql::SET_LOCK_LIVE)
+                            .bind(id)
+                            .bind(state.as_str())
+                            .bind(ts_opt(*at))
+                            .execute(&mut *conn)
+                            .await
+                    }
+                    AccountChange::Delete { at } => {
+                        sqlx::query(sql::DELETE_ACCOUNT)
+                            .bind(id)
+                            .bind(ts(*at))
+                            .execute(&mut *conn)
+                            .await
+                    }
+                }
+                .map_err(db)?;
+                expect_one(done.rows_affected())
+            }
+
             #[async_trait]
             impl Store for $store {
                 fn backend(&self) -> &'static str {
@@ -678,6 +850,69 @@ macro_rules! impl_store {
                         .await
                         .map_err(db)?;
                     rows.iter().map(institution_from_row).collect()
+                }
+
+                async fn update_institution(
+                    &self,
+                    code: &InstitutionCode,
+                    update: InstitutionUpdate,
+                    audit: NewAuditEvent,
+                ) -> Result<Institution> {
+                    let mut tx = self.begin_write().await?;
+                    let done = sqlx::query(sql::UPDATE_INSTITUTION)
+                        .bind(code.as_str())
+                        .bind(&update.name)
+                        .bind(update.usage_start)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    expect_one(done.rows_affected())?;
+                    insert_audit(&mut tx, &audit).await?;
+                    let row = sqlx::query(sql::SELECT_INSTITUTION)
+                        .bind(code.as_str())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    let updated = institution_from_row(&row)?;
+                    tx.commit().await.map_err(db)?;
+                    Ok(updated)
+                }
+
+                async fn set_institution_settings(
+                    &self,
+                    code: &InstitutionCode,
+                    settings: &InstitutionSettings,
+                    at: OffsetDateTime,
+                    audit: NewAuditEvent,
+                ) -> Result<Institution> {
+                    let mut tx = self.begin_write().await?;
+                    let done = sqlx::query(sql::SET_INSTITUTION_SETTINGS)
+                        .bind(code.as_str())
+                        .bind(to_json(settings)?)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    expect_one(done.rows_affected())?;
+                    sqlx::query(sql::DELETE_SESSIONS_OF_INSTITUTION)
+                        .bind(code.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    sqlx::query(sql::REVOKE_GRANTS_OF_INSTITUTION)
+                        .bind(code.as_str())
+                        .bind(ts(at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    insert_audit(&mut tx, &audit).await?;
+                    let row = sqlx::query(sql::SELECT_INSTITUTION)
+                        .bind(code.as_str())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    let updated = institution_from_row(&row)?;
+                    tx.commit().await.map_err(db)?;
+                    Ok(updated)
                 }
 
                 async fn create_account(
@@ -855,21 +1090,6 @@ macro_rules! impl_store {
                     expect_one(done.rows_affected())
                 }
 
-                async fn set_institution_settings(
-                    &self,
-                    code: &InstitutionCode,
-                    settings: InstitutionSettings,
-                ) -> Result<i64> {
-                    let row = sqlx::query(sql::SET_INSTITUTION_SETTINGS)
-                        .bind(code.as_str())
-                        .bind(to_json(&settings)?)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(db)?
-                        .ok_or(StoreError::NotFound)?;
-                    col(&row, "settings_version")
-                }
-
                 async fn create_otp_challenge(&self, challenge: OtpChallenge) -> Result<()> {
                     sqlx::query(sql::INSERT_OTP_CHALLENGE)
                         .bind(challenge.id)
@@ -952,6 +1172,57 @@ macro_rules! impl_store {
                             .map(|row| col(row, "created_at"))
                             .transpose()?,
                     })
+                }
+
+                async fn search_accounts(
+                    &self,
+                    filter: &AccountFilter,
+                    page: PageRequest,
+                ) -> Result<AccountPage> {
+                    let mut count = sqlx::QueryBuilder::<$db>::new(sql::COUNT_ACCOUNTS);
+                    push_account_filter(&mut count, filter);
+                    let row = count.build().fetch_one(&self.pool).await.map_err(db)?;
+                    let total: i64 = col(&row, "n")?;
+                    let mut select = sqlx::QueryBuilder::<$db>::new(sql::SEARCH_ACCOUNTS);
+                    push_account_filter(&mut select, filter);
+                    select
+                        .push(" ORDER BY user_id, id LIMIT ")
+                        .push_bind(page.limit.max(0))
+                        .push(" OFFSET ")
+                        .push_bind(page.offset.max(0));
+                    let rows = select.build().fetch_all(&self.pool).await.map_err(db)?;
+                    let items = rows.iter().map(account_from_row).collect::<Result<_>>()?;
+                    Ok(AccountPage { items, total })
+                }
+
+                async fn change_account(
+                    &self,
+                    id: Uuid,
+                    change: AccountChange,
+                    end_access_at: Option<OffsetDateTime>,
+                    audit: NewAuditEvent,
+                ) -> Result<Account> {
+                    let mut tx = self.begin_write().await?;
+                    apply_change(&mut tx, id, &change).await?;
+                    if let Some(at) = end_access_at {
+                        sqlx::query(sql::DELETE_SESSIONS_OF_ACCOUNT)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db)?;
+                        sqlx::query(sql::REVOKE_GRANTS_OF_ACCOUNT)
+                            .bind(id)
+                            .bind(ts(at))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db)?;
+                    }
+                    insert_audit(&mut tx, &audit).await?;
+                    let changed = fetch_account(&mut tx, id).await?.ok_or_else(|| {
+                        StoreError::Corrupt("account vanished during a change".into())
+                    })?;
+                    tx.commit().await.map_err(db)?;
+                    Ok(changed)
                 }
 
                 async fn create_client(&self, client: Client, audit: NewAuditEvent) -> Result<()> {
@@ -1208,6 +1479,20 @@ macro_rules! impl_store {
                         .await
                         .map_err(db)?;
                     expect_one(done.rows_affected())
+                }
+
+                async fn revoke_grants_of_account(
+                    &self,
+                    account_id: Uuid,
+                    at: OffsetDateTime,
+                ) -> Result<u64> {
+                    let done = sqlx::query(sql::REVOKE_GRANTS_OF_ACCOUNT)
+                        .bind(account_id)
+                        .bind(ts(at))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    Ok(done.rows_affected())
                 }
 
                 async fn append_audit(&self, event: NewAuditEvent) -> Result<()> {

@@ -71,6 +71,25 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Institution>;
     async fn get_institution(&self, code: &InstitutionCode) -> Result<Option<Institution>>;
     async fn list_institutions(&self) -> Result<Vec<Institution>>;
+    /// Changes an institution's name and usage start date, with its audit event, in one
+    /// transaction. NotFound if the institution does not exist.
+    async fn update_institution(
+        &self,
+        code: &InstitutionCode,
+        update: InstitutionUpdate,
+        audit: NewAuditEvent,
+    ) -> Result<Institution>;
+    /// Replaces an institution's security settings and, in the same transaction, bumps its
+    /// `settings_version`, ends every session and revokes every grant (hence every token) of its
+    /// accounts at `at`, and appends the audit event (SPEC §6: everyone signs in again).
+    /// NotFound if the institution does not exist.
+    async fn set_institution_settings(
+        &self,
+        code: &InstitutionCode,
+        settings: &InstitutionSettings,
+        at: OffsetDateTime,
+        audit: NewAuditEvent,
+    ) -> Result<Institution>;
 
     // Accounts.
 
@@ -101,6 +120,24 @@ pub trait Store: Send + Sync + 'static {
     async fn set_lock(&self, id: Uuid, lock: LockState, at: Option<OffsetDateTime>) -> Result<()>;
     /// Replaces the credential (password change or reset) and clears the failure count.
     async fn set_credential(&self, id: Uuid, credential: Credential) -> Result<()>;
+    /// Live accounts matching the filter, ordered by user ID then internal ID (a stable order
+    /// for pagination), and the number that match in all.
+    async fn search_accounts(
+        &self,
+        filter: &AccountFilter,
+        page: PageRequest,
+    ) -> Result<AccountPage>;
+    /// Applies one administrative change to a live account and appends its audit event, in one
+    /// transaction. With `end_access_at`, the same transaction also ends every session of the
+    /// account and revokes every grant (so its access and refresh tokens stop working at once).
+    /// Returns the account as changed. NotFound if the account is unknown or deleted.
+    async fn change_account(
+        &self,
+        id: Uuid,
+        change: AccountChange,
+        end_access_at: Option<OffsetDateTime>,
+        audit: NewAuditEvent,
+    ) -> Result<Account>;
 
     /// A password change by the account holder, in one transaction: the previous hash joins the
     /// history (only the newest `keep` are retained), the new credential replaces it, and every
@@ -119,14 +156,6 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces the second factor of an account (a confirmed change, or an admin's first
     /// registration). NotFound if the account is unknown.
     async fn set_second_factor(&self, id: Uuid, second_factor: SecondFactor) -> Result<()>;
-
-    /// Replaces an institution's settings and bumps its `settings_version`, which ends every
-    /// session issued under the previous version. Returns the new version. NotFound if unknown.
-    async fn set_institution_settings(
-        &self,
-        code: &InstitutionCode,
-        settings: InstitutionSettings,
-    ) -> Result<i64>;
 
     // One-time codes of the second factor.
 
@@ -184,6 +213,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_grant(&self, id: Uuid) -> Result<Option<Grant>>;
     /// Revoking twice keeps the first time.
     async fn revoke_grant(&self, id: Uuid, at: OffsetDateTime) -> Result<()>;
+    /// Revokes every grant of an account not revoked yet; returns how many were revoked.
+    async fn revoke_grants_of_account(&self, account_id: Uuid, at: OffsetDateTime) -> Result<u64>;
     /// The grants issued during a browser session, oldest first (for logout notifications).
     async fn grants_of_session(&self, session_id_hash: &str) -> Result<Vec<Grant>>;
     async fn insert_refresh_token(&self, token: RefreshToken) -> Result<()>;

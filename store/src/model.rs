@@ -2,6 +2,7 @@
 //! surfaces map them to their own request and response types.
 
 use policies::lockout::LockState;
+use policies::usage::LoginHours;
 use policies::{AccountType, InstitutionCode, InstitutionKind};
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
@@ -17,14 +18,10 @@ pub struct InstitutionSettings {
     pub second_factor_everywhere: bool,
     /// Consecutive failures that lock an account; `None` uses the deployment default.
     pub lockout_threshold: Option<u32>,
-    /// Optional login hours in Asia/Tokyo, as `HH:MM` strings.
-    pub login_hours: Option<LoginHoursSetting>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LoginHoursSetting {
-    pub start: String,
-    pub end: String,
+    /// Optional login hours in Asia/Tokyo, stored in the configuration shape of
+    /// [`LoginHours`] (`{"opens": "09:00", "closes": "22:00", "days": ["mon", …]}`), so a stored
+    /// value is valid by construction.
+    pub login_hours: Option<LoginHours>,
 }
 
 #[derive(Debug, Clone)]
@@ -375,4 +372,101 @@ pub enum RefreshRedemption {
         token: RefreshToken,
     },
     Unknown,
+}
+
+/// The admin account search (SPEC §12). Deleted accounts never match; every `None` matches
+/// everything.
+#[derive(Debug, Clone)]
+pub struct AccountFilter {
+    pub institution_code: InstitutionCode,
+    /// Only these types; an empty list matches nothing. The admin API passes the types the
+    /// caller may see.
+    pub account_types: Vec<AccountType>,
+    /// Exact, case-sensitive user ID.
+    pub user_id: Option<String>,
+    /// A substring of the name (`%` and `_` are matched literally).
+    pub name: Option<String>,
+    /// A substring of the reading.
+    pub name_kana: Option<String>,
+    pub enabled: Option<bool>,
+    /// `true`: locked by failures or by an admin; `false`: not locked.
+    pub locked: Option<bool>,
+    /// Inclusive bounds on the usage start date.
+    pub usage_start_from: Option<Date>,
+    pub usage_start_to: Option<Date>,
+    /// Inclusive bounds on the usage end date.
+    pub usage_end_from: Option<Date>,
+    pub usage_end_to: Option<Date>,
+}
+
+impl AccountFilter {
+    /// Every live account of these types in the institution.
+    pub fn new(institution_code: InstitutionCode, account_types: Vec<AccountType>) -> Self {
+        Self {
+            institution_code,
+            account_types,
+            user_id: None,
+            name: None,
+            name_kana: None,
+            enabled: None,
+            locked: None,
+            usage_start_from: None,
+            usage_start_to: None,
+            usage_end_from: None,
+            usage_end_to: None,
+        }
+    }
+}
+
+/// One page of a search: `offset` rows skipped, at most `limit` returned (negative values count
+/// as zero).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub offset: i64,
+    pub limit: i64,
+}
+
+/// A page of accounts, ordered by user ID then internal ID, and how many matched in all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountPage {
+    pub items: Vec<Account>,
+    pub total: i64,
+}
+
+/// The fields an admin may change (SPEC §9 update), as the complete new values: the service
+/// merges the request into the current account and validates the result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountFields {
+    pub name: String,
+    pub name_kana: String,
+    pub enabled: bool,
+    pub usage_start: Date,
+    pub usage_end: Date,
+    pub second_factor: Option<SecondFactor>,
+}
+
+/// One administrative change to an account. [`crate::Store::change_account`] applies it, and
+/// optionally ends the account's access, in one transaction with its audit event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AccountChange {
+    Fields(AccountFields),
+    /// A password reset: the new (initial) credential. Clears the failure count, a lock caused by
+    /// failures (an admin lock stays) and the notice's "issued" mark.
+    ResetCredential(Credential),
+    /// Lock (`Admin`) or unlock (`None`), as [`crate::Store::set_lock`].
+    Lock {
+        state: LockState,
+        at: Option<OffsetDateTime>,
+    },
+    /// Soft delete: the user ID stays reserved.
+    Delete {
+        at: OffsetDateTime,
+    },
+}
+
+/// What an institution's admin may change about the institution itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstitutionUpdate {
+    pub name: String,
+    pub usage_start: Date,
 }

@@ -1,16 +1,17 @@
 //! The PostgreSQL backend, for deployments with more than one server.
 //!
 //! Only what differs from SQLite lives here: connecting, the migration folder, opening a write
-//! transaction and the encoding of timestamps (native `TIMESTAMPTZ`). The `Store` methods
-//! themselves come from [`crate::common::impl_store!`].
+//! transaction, the encoding of timestamps (native `TIMESTAMPTZ`) and the index prefilter of
+//! partial name searches. The `Store` methods themselves come from
+//! [`crate::common::impl_store!`].
 
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgPoolOptions, PgTypeInfo};
-use sqlx::{Database, Encode, PgPool, Postgres, Transaction, Type};
+use sqlx::{Database, Encode, PgPool, Postgres, QueryBuilder, Transaction, Type};
 use time::OffsetDateTime;
 
-use crate::common::{Timestamp, db, impl_store};
+use crate::common::{Timestamp, db, impl_store, needle_grams};
 
 const BACKEND: &str = "postgres";
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -38,6 +39,24 @@ impl PostgresStore {
     async fn begin_write(&self) -> crate::Result<Transaction<'static, Postgres>> {
         self.pool.begin().await.map_err(db)
     }
+}
+
+/// Narrows a partial search on `column` with its GIN index of character grams (migration 0003);
+/// the LIKE that follows stays the exact check. An empty needle adds nothing.
+pub(crate) fn push_substring_prefilter(
+    query: &mut QueryBuilder<Postgres>,
+    column: &'static str,
+    needle: &str,
+) {
+    if needle.is_empty() {
+        return;
+    }
+    query
+        .push(" AND sekimori_grams(")
+        .push(column)
+        .push(") @> ")
+        .push_bind(needle_grams(needle))
+        .push("::text[]");
 }
 
 impl Type<Postgres> for Timestamp {

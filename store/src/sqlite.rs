@@ -67,6 +67,14 @@ fn is_in_memory(url: &str) -> bool {
     url.contains(":memory:") || url.contains("mode=memory")
 }
 
+/// SQLite has no gram index: the LIKE alone filters an institution's rows.
+pub(crate) fn push_substring_prefilter(
+    _query: &mut sqlx::QueryBuilder<Sqlite>,
+    _column: &'static str,
+    _needle: &str,
+) {
+}
+
 impl Type<Sqlite> for Timestamp {
     fn type_info() -> SqliteTypeInfo {
         <OffsetDateTime as Type<Sqlite>>::type_info()

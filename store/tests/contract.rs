@@ -22,10 +22,11 @@ use policies::lockout::LockState;
 use policies::{AccountType, InstitutionCode, InstitutionKind};
 use sqlx::{AssertSqlSafe, Connection, PgPool, SqlitePool};
 use store::{
-    Account, AuditEvent, AuditFilter, AuditResult, AuthorizationCode, Client, CodeRedemption,
-    Credential, Grant, InstitutionSettings, NewAccount, NewAuditEvent, NewInstitution,
-    OtpChallenge, OtpPurpose, OtpSendStats, RefreshRedemption, RefreshToken, SecondFactor,
-    SecondFactorMethod, Session, SigningKey, Store, StoreError,
+    Account, AccountChange, AccountFields, AccountFilter, AuditEvent, AuditFilter, AuditResult,
+    AuthorizationCode, Client, CodeRedemption, Credential, Grant, InstitutionSettings,
+    InstitutionUpdate, NewAccount, NewAuditEvent, NewInstitution, OtpChallenge, OtpPurpose,
+    OtpSendStats, PageRequest, RefreshRedemption, RefreshToken, SecondFactor, SecondFactorMethod,
+    Session, SigningKey, Store, StoreError,
 };
 use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};
@@ -378,13 +379,16 @@ contract!(
     count_accounts_of_type,
     codes_are_redeemed_exactly_once,
     second_factor_is_set_and_read_back,
-    institution_settings_bump_the_version,
     otp_challenges_round_trip_and_are_spent_once,
     otp_tries_are_counted_exactly,
     otp_send_stats_count_since_and_by_destination,
     password_changes_keep_history_and_end_other_sessions,
     recent_sign_ins_of_an_account,
     refresh_tokens_are_redeemed_exactly_once,
+    search_accounts_filters_and_pages,
+    change_account_applies_and_ends_access,
+    revoke_grants_of_account,
+    institution_update_and_settings,
 );
 
 async fn migrations_are_idempotent(ctx: Ctx) {
@@ -1234,30 +1238,6 @@ async fn second_factor_is_set_and_read_back(ctx: Ctx) {
     assert_not_found(store.set_second_factor(Uuid::new_v4(), email).await);
 }
 
-async fn institution_settings_bump_the_version(ctx: Ctx) {
-    let store = &*ctx.store;
-    clinic(store).await;
-    let before = store.get_institution(&code(CLINIC)).await.unwrap().unwrap();
-    let settings = InstitutionSettings {
-        second_factor_everywhere: true,
-        lockout_threshold: Some(3),
-        login_hours: None,
-    };
-    let version = store
-        .set_institution_settings(&code(CLINIC), settings.clone())
-        .await
-        .expect("set settings");
-    assert_eq!(version, before.settings_version + 1);
-    let after = store.get_institution(&code(CLINIC)).await.unwrap().unwrap();
-    assert_eq!(after.settings, settings);
-    assert_eq!(after.settings_version, version);
-    assert_not_found(
-        store
-            .set_institution_settings(&code("1310000009"), InstitutionSettings::default())
-            .await,
-    );
-}
-
 fn challenge(account_id: Uuid, destination: &str, at: OffsetDateTime) -> OtpChallenge {
     OtpChallenge {
         id: Uuid::new_v4(),
@@ -1661,5 +1641,666 @@ async fn refresh_tokens_are_redeemed_exactly_once(ctx: Ctx) {
             .await
             .expect("redeem"),
         RefreshRedemption::Unknown
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admin API stories.
+// ---------------------------------------------------------------------------------------------
+
+/// Registers client `rp` once and gives `account_id` a live grant (with a code); returns its ID.
+async fn grant_for(store: &dyn Store, account_id: Uuid) -> Uuid {
+    if store.get_client("rp").await.expect("get client").is_none() {
+        let client = Client {
+            client_id: "rp".into(),
+            secret_hash: None,
+            redirect_uris: vec!["https://rp.example/cb".into()],
+            post_logout_redirect_uris: vec![],
+            grant_types: vec!["authorization_code".into()],
+            scopes: vec!["openid".into(), "admin".into()],
+            backchannel_logout_uri: None,
+            signing_alg: "ES256".into(),
+            created_at: now(),
+        };
+        store
+            .create_client(client, audit_event("client.create", None, now()))
+            .await
+            .expect("client");
+    }
+    let grant = Grant {
+        id: Uuid::now_v7(),
+        account_id,
+        client_id: "rp".into(),
+        session_id_hash: None,
+        scopes: vec!["openid".into(), "admin".into()],
+        auth_time: now(),
+        amr: vec!["pwd".into()],
+        acr: "urn:sekimori:acr:password".into(),
+        created_at: now(),
+        revoked_at: None,
+    };
+    let code = AuthorizationCode {
+        code_hash: format!("code-{}", grant.id),
+        grant_id: grant.id,
+        client_id: "rp".into(),
+        redirect_uri: "https://rp.example/cb".into(),
+        nonce: None,
+        code_challenge: None,
+        created_at: now(),
+        expires_at: now() + Duration::seconds(60),
+        used_at: None,
+    };
+    let id = grant.id;
+    store
+        .create_grant_with_code(grant, code)
+        .await
+        .expect("grant");
+    id
+}
+
+fn session_of(id_hash: &str, account_id: Uuid) -> Session {
+    let t = now();
+    Session {
+        id_hash: id_hash.into(),
+        account_id,
+        institution_settings_version: 1,
+        auth_time: t,
+        amr: vec!["pwd".into()],
+        created_at: t,
+        last_seen_at: t,
+        expires_at: t + Duration::hours(8),
+        ip: None,
+        user_agent: None,
+    }
+}
+
+async fn revoked(store: &dyn Store, grant: Uuid) -> bool {
+    store
+        .get_grant(grant)
+        .await
+        .expect("get grant")
+        .expect("grant exists")
+        .revoked_at
+        .is_some()
+}
+
+async fn search_accounts_filters_and_pages(ctx: Ctx) {
+    let store = &*ctx.store;
+    clinic(store).await;
+    let lower = [
+        AccountType::General,
+        AccountType::ClinicalViewer,
+        AccountType::Manager,
+    ];
+    let people = [
+        (
+            "u01",
+            AccountType::General,
+            "佐藤 花子",
+            "サトウ ハナコ",
+            date!(2026 - 04 - 01),
+        ),
+        (
+            "u02",
+            AccountType::General,
+            "佐藤 一郎",
+            "サトウ イチロウ",
+            date!(2026 - 05 - 01),
+        ),
+        (
+            "u03",
+            AccountType::ClinicalViewer,
+            "鈴木 花子",
+            "スズキ ハナコ",
+            date!(2026 - 06 - 01),
+        ),
+        (
+            "u04",
+            AccountType::Manager,
+            "高橋 次郎",
+            "タカハシ ジロウ",
+            date!(2026 - 07 - 01),
+        ),
+        (
+            "u05",
+            AccountType::General,
+            "田中１００％",
+            "タナカ 100%",
+            date!(2026 - 08 - 01),
+        ),
+        (
+            "u06",
+            AccountType::General,
+            "田中＿子",
+            "タナカ_コ",
+            date!(2026 - 09 - 01),
+        ),
+    ];
+    let mut ids = std::collections::BTreeMap::new();
+    for (user_id, account_type, name, kana, start) in people {
+        let mut new = new_account(CLINIC, account_type, user_id);
+        new.name = name.into();
+        new.name_kana = kana.into();
+        new.usage_start = start;
+        new.usage_end = date!(2030 - 03 - 31);
+        ids.insert(user_id, new.id);
+        add_account(store, new).await.expect("add");
+    }
+    // Another institution's 佐藤 never shows up.
+    store
+        .create_institution(
+            new_institution(PHARMACY),
+            new_account(PHARMACY, AccountType::Master, "m1"),
+            new_account(PHARMACY, AccountType::MasterReset, "r1"),
+            vec![],
+        )
+        .await
+        .expect("pharmacy");
+    let mut other = new_account(PHARMACY, AccountType::General, "u01");
+    other.name = "佐藤 花子".into();
+    add_account(store, other).await.expect("add other");
+    // A deleted account never matches.
+    let mut gone = new_account(CLINIC, AccountType::General, "u07");
+    gone.name = "佐藤 三郎".into();
+    let gone = add_account(store, gone).await.expect("add gone");
+    store.delete_account(gone.id, now()).await.expect("delete");
+    store
+        .set_lock(ids["u02"], LockState::Failures, Some(now()))
+        .await
+        .expect("lock");
+
+    let all = PageRequest {
+        offset: 0,
+        limit: 100,
+    };
+    let base = AccountFilter::new(code(CLINIC), lower.to_vec());
+    let user_ids = |page: &store::AccountPage| {
+        page.items
+            .iter()
+            .map(|a| a.user_id.clone())
+            .collect::<Vec<_>>()
+    };
+    let search = |filter: AccountFilter, page: PageRequest| async move {
+        store.search_accounts(&filter, page).await.expect("search")
+    };
+
+    let everything = search(base.clone(), all).await;
+    assert_eq!(
+        user_ids(&everything),
+        ["u01", "u02", "u03", "u04", "u05", "u06"]
+    );
+    assert_eq!(everything.total, 6);
+    assert_eq!(everything.items[0].id, ids["u01"]);
+
+    let cases: Vec<(AccountFilter, Vec<&str>)> = vec![
+        (
+            AccountFilter {
+                name: Some("佐藤".into()),
+                ..base.clone()
+            },
+            vec!["u01", "u02"],
+        ),
+        (
+            AccountFilter {
+                name: Some("花子".into()),
+                ..base.clone()
+            },
+            vec!["u01", "u03"],
+        ),
+        (
+            AccountFilter {
+                name_kana: Some("ハナコ".into()),
+                ..base.clone()
+            },
+            vec!["u01", "u03"],
+        ),
+        // `%` and `_` are literal characters, never wildcards.
+        (
+            AccountFilter {
+                name_kana: Some("100%".into()),
+                ..base.clone()
+            },
+            vec!["u05"],
+        ),
+        (
+            AccountFilter {
+                name_kana: Some("_".into()),
+                ..base.clone()
+            },
+            vec!["u06"],
+        ),
+        (
+            AccountFilter {
+                name_kana: Some("%".into()),
+                ..base.clone()
+            },
+            vec!["u05"],
+        ),
+        (
+            AccountFilter {
+                user_id: Some("u04".into()),
+                ..base.clone()
+            },
+            vec!["u04"],
+        ),
+        (
+            AccountFilter {
+                user_id: Some("U04".into()),
+                ..base.clone()
+            },
+            vec![],
+        ),
+        (
+            AccountFilter {
+                account_types: vec![AccountType::General],
+                ..base.clone()
+            },
+            vec!["u01", "u02", "u05", "u06"],
+        ),
+        (
+            AccountFilter {
+                account_types: vec![],
+                ..base.clone()
+            },
+            vec![],
+        ),
+        (
+            AccountFilter {
+                locked: Some(true),
+                ..base.clone()
+            },
+            vec!["u02"],
+        ),
+        (
+            AccountFilter {
+                locked: Some(false),
+                ..base.clone()
+            },
+            vec!["u01", "u03", "u04", "u05", "u06"],
+        ),
+        (
+            AccountFilter {
+                enabled: Some(false),
+                ..base.clone()
+            },
+            vec![],
+        ),
+        (
+            AccountFilter {
+                usage_start_from: Some(date!(2026 - 05 - 01)),
+                usage_start_to: Some(date!(2026 - 07 - 01)),
+                ..base.clone()
+            },
+            vec!["u02", "u03", "u04"],
+        ),
+        (
+            AccountFilter {
+                usage_end_to: Some(date!(2030 - 03 - 30)),
+                ..base.clone()
+            },
+            vec![],
+        ),
+        (
+            AccountFilter {
+                usage_end_from: Some(date!(2030 - 03 - 31)),
+                name: Some("佐藤".into()),
+                ..base.clone()
+            },
+            vec!["u01", "u02"],
+        ),
+    ];
+    for (filter, want) in cases {
+        let page = search(filter.clone(), all).await;
+        assert_eq!(user_ids(&page), want, "{filter:?}");
+        assert_eq!(page.total, want.len() as i64, "{filter:?}");
+    }
+
+    // Pages are consecutive slices of one order; the total stays the same on every page.
+    let mut seen = Vec::new();
+    for offset in [0, 4, 8] {
+        let page = search(base.clone(), PageRequest { offset, limit: 4 }).await;
+        assert_eq!(page.total, 6);
+        seen.extend(user_ids(&page));
+    }
+    assert_eq!(seen, user_ids(&everything));
+    let nothing = search(
+        base.clone(),
+        PageRequest {
+            offset: -5,
+            limit: -1,
+        },
+    )
+    .await;
+    assert!(nothing.items.is_empty());
+    assert_eq!(nothing.total, 6);
+}
+
+async fn change_account_applies_and_ends_access(ctx: Ctx) {
+    let store = &*ctx.store;
+    let (master, reset) = clinic(store).await;
+    let grant = grant_for(store, master.id).await;
+    let other_grant = grant_for(store, reset.id).await;
+    store
+        .create_session(session_of("s-master", master.id))
+        .await
+        .expect("session");
+    store
+        .create_session(session_of("s-reset", reset.id))
+        .await
+        .expect("session");
+
+    // Fields: every value replaced; access untouched without `end_access_at`.
+    let fields = AccountFields {
+        name: "関守 花子".into(),
+        name_kana: "セキモリ ハナコ".into(),
+        enabled: false,
+        usage_start: date!(2026 - 05 - 01),
+        usage_end: date!(2026 - 12 - 31),
+        second_factor: Some(SecondFactor {
+            method: SecondFactorMethod::Email,
+            email: Some("hanako@example.jp".into()),
+            phone: None,
+            verified: true,
+        }),
+    };
+    let changed = store
+        .change_account(
+            master.id,
+            AccountChange::Fields(fields.clone()),
+            None,
+            audit_event("account.update", Some(CLINIC), now()),
+        )
+        .await
+        .expect("update");
+    assert_eq!(
+        (
+            changed.name.as_str(),
+            changed.name_kana.as_str(),
+            changed.enabled,
+            changed.usage_start,
+            changed.usage_end,
+            changed.second_factor.clone()
+        ),
+        (
+            fields.name.as_str(),
+            fields.name_kana.as_str(),
+            false,
+            fields.usage_start,
+            fields.usage_end,
+            fields.second_factor.clone()
+        )
+    );
+    assert!(!revoked(store, grant).await);
+    assert!(store.get_session("s-master").await.expect("get").is_some());
+
+    // A reset clears a failure lock and the failure count, and ends access when asked.
+    store.record_failure(master.id).await.expect("failure");
+    store
+        .set_lock(master.id, LockState::Failures, Some(now()))
+        .await
+        .expect("lock");
+    let at = now();
+    let credential = Credential {
+        hash: "$argon2id$v=19$m=19456,t=2,p=1$bmV3$bmV3".into(),
+        initial_issued_at: Some(at),
+        initial_sealed: Some(vec![9, 9]),
+        changed_at: None,
+    };
+    let changed = store
+        .change_account(
+            master.id,
+            AccountChange::ResetCredential(credential.clone()),
+            Some(at),
+            audit_event("account.password_reset", Some(CLINIC), at),
+        )
+        .await
+        .expect("reset");
+    assert_eq!(changed.credential, credential);
+    assert_eq!(
+        (changed.lock, changed.locked_at, changed.failed_attempts),
+        (LockState::None, None, 0)
+    );
+    assert!(revoked(store, grant).await);
+    assert!(store.get_session("s-master").await.expect("get").is_none());
+    assert!(
+        !revoked(store, other_grant).await,
+        "only the target's grants"
+    );
+    assert!(store.get_session("s-reset").await.expect("get").is_some());
+
+    // A reset keeps an admin lock.
+    store
+        .set_lock(reset.id, LockState::Admin, Some(at))
+        .await
+        .expect("admin lock");
+    let changed = store
+        .change_account(
+            reset.id,
+            AccountChange::ResetCredential(credential.clone()),
+            None,
+            audit_event("account.password_reset", Some(CLINIC), at),
+        )
+        .await
+        .expect("reset");
+    assert_eq!(changed.lock, LockState::Admin);
+
+    // Lock and unlock.
+    let changed = store
+        .change_account(
+            master.id,
+            AccountChange::Lock {
+                state: LockState::Admin,
+                at: Some(at),
+            },
+            Some(at),
+            audit_event("account.lock", Some(CLINIC), at),
+        )
+        .await
+        .expect("lock");
+    assert_eq!(
+        (changed.lock, changed.locked_at),
+        (LockState::Admin, Some(at))
+    );
+    let changed = store
+        .change_account(
+            master.id,
+            AccountChange::Lock {
+                state: LockState::None,
+                at: None,
+            },
+            None,
+            audit_event("account.unlock", Some(CLINIC), at),
+        )
+        .await
+        .expect("unlock");
+    assert_eq!(changed.lock, LockState::None);
+
+    // Delete: soft, ends access; afterwards every change is NotFound and the ID stays taken.
+    store
+        .create_session(session_of("s-reset-2", reset.id))
+        .await
+        .expect("session");
+    let changed = store
+        .change_account(
+            reset.id,
+            AccountChange::Delete { at },
+            Some(at),
+            audit_event("account.delete", Some(CLINIC), at),
+        )
+        .await
+        .expect("delete");
+    assert_eq!(changed.deleted_at, Some(at));
+    assert!(revoked(store, other_grant).await);
+    assert!(store.get_session("s-reset-2").await.expect("get").is_none());
+    assert!(found(store, CLINIC, "master_reset").await.is_none());
+    assert_not_found(
+        store
+            .change_account(
+                reset.id,
+                AccountChange::Delete { at },
+                None,
+                audit_event("account.delete", Some(CLINIC), at),
+            )
+            .await,
+    );
+    assert_conflict(
+        add_account(
+            store,
+            new_account(CLINIC, AccountType::Manager, "master_reset"),
+        )
+        .await,
+        "account",
+    );
+
+    // Every successful change wrote its audit event in the same transaction.
+    let kinds: Vec<String> = audit_log(store)
+        .await
+        .into_iter()
+        .map(|e| e.event.kind)
+        .filter(|k| k.starts_with("account."))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "account.update",
+            "account.password_reset",
+            "account.password_reset",
+            "account.lock",
+            "account.unlock",
+            "account.delete"
+        ]
+    );
+}
+
+async fn revoke_grants_of_account(ctx: Ctx) {
+    let store = &*ctx.store;
+    let (master, reset) = clinic(store).await;
+    let first = grant_for(store, master.id).await;
+    let second = grant_for(store, master.id).await;
+    let others = grant_for(store, reset.id).await;
+    let at = now();
+    store
+        .revoke_grant(first, at - Duration::hours(1))
+        .await
+        .expect("revoke one");
+    assert_eq!(
+        store
+            .revoke_grants_of_account(master.id, at)
+            .await
+            .expect("revoke"),
+        1
+    );
+    assert_eq!(
+        store
+            .get_grant(first)
+            .await
+            .expect("get")
+            .expect("grant")
+            .revoked_at,
+        Some(at - Duration::hours(1)),
+        "the first revocation time is kept"
+    );
+    assert!(revoked(store, second).await);
+    assert!(!revoked(store, others).await);
+    assert_eq!(
+        store
+            .revoke_grants_of_account(master.id, at)
+            .await
+            .expect("again"),
+        0
+    );
+}
+
+async fn institution_update_and_settings(ctx: Ctx) {
+    let store = &*ctx.store;
+    let (master, _) = clinic(store).await;
+    let clinic_code = code(CLINIC);
+    let updated = store
+        .update_institution(
+            &clinic_code,
+            InstitutionUpdate {
+                name: "せきもり総合病院".into(),
+                usage_start: date!(2026 - 10 - 01),
+            },
+            audit_event("institution.update", Some(CLINIC), now()),
+        )
+        .await
+        .expect("update");
+    assert_eq!(updated.name, "せきもり総合病院");
+    assert_eq!(updated.usage_start, date!(2026 - 10 - 01));
+    assert_not_found(
+        store
+            .update_institution(
+                &code(PHARMACY),
+                InstitutionUpdate {
+                    name: "x".into(),
+                    usage_start: date!(2026 - 10 - 01),
+                },
+                audit_event("institution.update", Some(PHARMACY), now()),
+            )
+            .await,
+    );
+
+    // Settings: stored as given, version bumped, every session and grant of the institution
+    // ended; other institutions untouched.
+    store
+        .create_institution(
+            new_institution(PHARMACY),
+            new_account(PHARMACY, AccountType::Master, "m1"),
+            new_account(PHARMACY, AccountType::MasterReset, "r1"),
+            vec![],
+        )
+        .await
+        .expect("pharmacy");
+    let pharmacy_master = found(store, PHARMACY, "m1").await.expect("m1");
+    let grant = grant_for(store, master.id).await;
+    let untouched = grant_for(store, pharmacy_master).await;
+    store
+        .create_session(session_of("s1", master.id))
+        .await
+        .expect("session");
+    store
+        .create_session(session_of("s2", pharmacy_master))
+        .await
+        .expect("session");
+    let settings: InstitutionSettings = serde_json::from_value(serde_json::json!({
+        "second_factor_everywhere": true,
+        "lockout_threshold": 3,
+        "login_hours": {"opens": "09:00", "closes": "22:00", "days": ["mon", "tue"]}
+    }))
+    .expect("settings");
+    let at = now();
+    let changed = store
+        .set_institution_settings(
+            &clinic_code,
+            &settings,
+            at,
+            audit_event("institution.settings", Some(CLINIC), at),
+        )
+        .await
+        .expect("settings");
+    assert_eq!(changed.settings, settings);
+    assert_eq!(changed.settings_version, 2);
+    assert_eq!(
+        store
+            .get_institution(&clinic_code)
+            .await
+            .expect("get")
+            .expect("clinic"),
+        changed
+    );
+    assert!(revoked(store, grant).await);
+    assert!(store.get_session("s1").await.expect("get").is_none());
+    assert!(!revoked(store, untouched).await);
+    assert!(store.get_session("s2").await.expect("get").is_some());
+    assert_not_found(
+        store
+            .set_institution_settings(
+                &code("1310000099"),
+                &settings,
+                at,
+                audit_event("institution.settings", None, at),
+            )
+            .await,
     );
 }

@@ -610,3 +610,141 @@ impl Browser {
         .await
     }
 }
+
+/// The client the admin-API tests sign in with (confidential, scopes `openid profile
+/// institution admin`).
+pub const ADMIN_CLIENT: &str = "admin-console";
+pub const ADMIN_REDIRECT: &str = "https://admin.example/callback";
+/// The password every account gets at its forced first change in [`TestApp::admin_token`].
+pub const ADMIN_NEW_PASSWORD: &str = "Kanri#Pass29";
+
+impl TestApp {
+    /// Registers [`ADMIN_CLIENT`] and returns its secret.
+    pub async fn admin_client(&self) -> String {
+        let services = self.services().await;
+        let (_, secret) = services
+            .provisioner
+            .create_client(
+                &service::provisioning::Actor::cli(),
+                service::provisioning::NewClientInput {
+                    client_id: ADMIN_CLIENT.into(),
+                    redirect_uris: vec![ADMIN_REDIRECT.into()],
+                    post_logout_redirect_uris: vec![],
+                    public: false,
+                    scopes: ["openid", "profile", "institution", "admin"]
+                        .map(String::from)
+                        .to_vec(),
+                    grant_types: vec!["authorization_code".into()],
+                    backchannel_logout_uri: None,
+                    signing_alg: "ES256".into(),
+                },
+            )
+            .await
+            .expect("create the admin client");
+        secret.expect("a confidential client has a secret")
+    }
+
+    /// Signs `user_id` in through the real pages (login, then the forced password change to
+    /// [`ADMIN_NEW_PASSWORD`] when `password` is an initial one) with [`ADMIN_CLIENT`], asking for
+    /// `scope`, and returns the access token.
+    pub async fn access_token(
+        &self,
+        client_secret: &str,
+        institution: &str,
+        user_id: &str,
+        password: &str,
+        scope: &str,
+    ) -> String {
+        let mut browser = Browser::new();
+        let mut authorize = reqwest::Url::parse(&self.url("/authorize")).expect("URL");
+        authorize
+            .query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", ADMIN_CLIENT)
+            .append_pair("redirect_uri", ADMIN_REDIRECT)
+            .append_pair("scope", scope)
+            .append_pair("state", "admin-state")
+            .append_pair("nonce", "admin-nonce");
+        let login = browser.get(authorize.as_str()).await;
+        assert_eq!(login.status, reqwest::StatusCode::OK, "{}", login.body);
+        let mut page = browser
+            .login(&self.base, &login, institution, user_id, password)
+            .await;
+        if page.field("pending").is_some() {
+            page = browser
+                .change_password(&self.base, &page, ADMIN_NEW_PASSWORD, ADMIN_NEW_PASSWORD)
+                .await;
+        }
+        // Where a second factor is required, complete it through the development outbox.
+        let outbox = self.settings.outbox.path.clone();
+        page = browser.second_factor(&self.base, &outbox, page).await;
+        let code = page
+            .redirect_param("code")
+            .unwrap_or_else(|| panic!("no code for {institution}/{user_id}: {}", page.body));
+        let response = self
+            .http
+            .post(self.url("/token"))
+            .basic_auth(ADMIN_CLIENT, Some(client_secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", ADMIN_REDIRECT),
+            ])
+            .send()
+            .await
+            .expect("token request");
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        let body: serde_json::Value = response.json().await.expect("token JSON");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// [`Self::access_token`] with the scopes an admin console asks for.
+    pub async fn admin_token(
+        &self,
+        client_secret: &str,
+        institution: &str,
+        user_id: &str,
+        password: &str,
+    ) -> String {
+        self.access_token(
+            client_secret,
+            institution,
+            user_id,
+            password,
+            "openid profile institution admin",
+        )
+        .await
+    }
+
+    /// Calls the admin API: `method` on `/admin/v1{path}` with a bearer token and an optional
+    /// JSON body. Returns the status, the headers and the body as JSON (`Null` when empty or not
+    /// JSON).
+    pub async fn admin(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (
+        reqwest::StatusCode,
+        reqwest::header::HeaderMap,
+        serde_json::Value,
+    ) {
+        let mut request = self
+            .http
+            .request(method, self.url(&format!("/admin/v1{path}")))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("admin request");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body");
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (status, headers, json)
+    }
+}

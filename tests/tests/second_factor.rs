@@ -613,10 +613,12 @@ async fn trusted_networks_and_the_institution_setting() {
         .store
         .set_institution_settings(
             &code,
-            InstitutionSettings {
+            &InstitutionSettings {
                 second_factor_everywhere: true,
                 ..Default::default()
             },
+            service::Clock::now(&app.clock),
+            settings_audit(),
         )
         .await
         .unwrap();
@@ -707,10 +709,12 @@ async fn machine_accounts_never_get_a_second_factor() {
         .store
         .set_institution_settings(
             &policies::InstitutionCode::parse(CLINIC).unwrap(),
-            InstitutionSettings {
+            &InstitutionSettings {
                 second_factor_everywhere: true,
                 ..Default::default()
             },
+            service::Clock::now(&app.clock),
+            settings_audit(),
         )
         .await
         .unwrap();
@@ -975,4 +979,21 @@ async fn forgotten_password_through_the_registered_destination() {
     );
     assert_eq!(audit(&app, "password.reset_forgotten").await.len(), 1);
     assert_audit_has_no(&app, &[&line.code, "Fuyugeshiki#38"]).await;
+}
+
+/// The audit event an admin's settings change writes.
+fn settings_audit() -> store::NewAuditEvent {
+    store::NewAuditEvent {
+        at: time::OffsetDateTime::now_utc(),
+        kind: "institution.settings".into(),
+        actor_account_id: None,
+        actor: "test".into(),
+        target_account_id: None,
+        target: Some(CLINIC.into()),
+        institution_code: Some(CLINIC.into()),
+        ip: None,
+        user_agent: None,
+        result: store::AuditResult::Success,
+        reason: None,
+    }
 }

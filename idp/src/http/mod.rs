@@ -1,5 +1,6 @@
 //! The IdP's HTTP surface: routing, shared state and the cross-cutting layers.
 
+mod admin;
 pub mod discovery;
 mod health;
 
@@ -45,12 +46,17 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// The discovery document, serialised once.
     pub discovery: Bytes,
+    /// The admin use cases and provisioning, for the admin API under `/admin/v1`.
+    pub admin: service::accounts::Admin,
+    pub provisioner: service::provisioning::Provisioner,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState) -> Router {
+    let admin = admin::router(&state);
     Router::new()
+        .nest_service(admin_api::PREFIX, admin)
         .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
         .route(discovery::JWKS_PATH, get(discovery::jwks))
         .route(discovery::AUTHORIZE_PATH, get(authorize::get).post(authorize::post))

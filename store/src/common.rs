@@ -962,7 +962,7 @@ macro_rules! impl_store {
                     let done = sqlx::query(sql::DELETE_ACCOUNT)
                         .bind(id)
                         .bind(ts(now))
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                         .map_err(db)?;
                     expect_one(done.rows_affected())
@@ -971,7 +971,7 @@ macro_rules! impl_store {
                 async fn record_failure(&self, id: Uuid) -> Result<i64> {
                     let row = sqlx::query(sql::RECORD_FAILURE)
                         .bind(id)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&self.writer)
                         .await
                         .map_err(db)?
                         .ok_or(StoreError::NotFound)?;
@@ -982,7 +982,7 @@ macro_rules! impl_store {
                     let done = sqlx::query(sql::RECORD_SUCCESS)
                         .bind(id)
                         .bind(ts(now))
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                         .map_err(db)?;
                     expect_one(done.rows_affected())
@@ -998,7 +998,7 @@ macro_rules! impl_store {
                         .bind(id)
                         .bind(lock.as_str())
                         .bind(ts_opt(at))
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                         .map_err(db)?;
                     expect_one(done.rows_affected())
@@ -1011,7 +1011,7 @@ macro_rules! impl_store {
                         .bind(ts_opt(credential.initial_issued_at))
                         .bind(credential.initial_sealed.as_deref())
                         .bind(ts_opt(credential.changed_at))
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                         .map_err(db)?;
                     expect_one(done.rows_affected())
@@ -1084,7 +1084,7 @@ macro_rules! impl_store {
                         .bind(second_factor.email.as_deref())
                         .bind(second_factor.phone.as_deref())
                         .bind(second_factor.verified)
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                         .map_err(db)?;
                     expect_one(done.rows_affected())
@@ -1102,7 +1102,7 @@ macro_rules! impl_store {
                         .bind(ts(challenge.expires_at))
                         .bind(challenge.tries)
                         .bind(ts_opt(challenge.used_at))
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                         .map_err(on_write("otp_challenge"))?;
                     Ok(())
@@ -1120,7 +1120,7 @@ macro_rules! impl_store {
                 async fn record_code_try(&self, id: Uuid) -> Result<i64> {
                     let row = sqlx::query(sql::RECORD_CODE_TRY)
                         .bind(id)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&self.writer)
                         .await
                         .map_err(db)?
                         .ok_or(StoreError::NotFound)?;
@@ -1135,7 +1135,7 @@ macro_rules! impl_store {
                     let done = sqlx::query(sql::CONSUME_OTP_CHALLENGE)
                         .bind(id)
                         .bind(ts(now))
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                         .map_err(db)?;
                     Ok(done.rows_affected() == 1)
@@ -1261,7 +1261,7 @@ macro_rules! impl_store {
                         .bind(&key.private_sealed)
                         .bind(ts(key.created_at))
                         .bind(ts_opt(key.retired_at))
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                         .map_err(on_write("signing_key"))?;
                     Ok(())
@@ -1279,7 +1279,7 @@ macro_rules! impl_store {
                     let done = sqlx::query(sql::RETIRE_SIGNING_KEY)
                         .bind(kid)
                         .bind(ts(at))
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                         .map_err(db)?;
                     expect_one(done.rows_affected())
@@ -1297,7 +1297,7 @@ macro_rules! impl_store {
                         .bind(ts(session.expires_at))
                         .bind(session.ip.as_deref())
                         .bind(session.user_agent.as_deref())
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                         .map_err(on_write("session"))?;
                     Ok(())
@@ -1316,7 +1316,7 @@ macro_rules! impl_store {
                     let done = sqlx::query(sql::TOUCH_SESSION)
                         .bind(id_hash)
                         .bind(ts(at))
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                         .map_err(db)?;
                     expect_one(done.rows_affected())
@@ -1325,7 +1325,7 @@ macro_rules! impl_store {
                 async fn delete_session(&self, id_hash: &str) -> Result<()> {
                     sqlx::query(sql::DELETE_SESSION)
                         .bind(id_hash)
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                         .map_err(db)?;
                     Ok(())
@@ -1334,7 +1334,7 @@ macro_rules! impl_store {
                 async fn delete_sessions_of_account(&self, account_id: Uuid) -> Result<u64> {
                     let done = sqlx::query(sql::DELETE_SESSIONS_OF_ACCOUNT)
                         .bind(account_id)
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                         .map_err(db)?;
                     Ok(done.rows_affected())
@@ -1384,7 +1384,7 @@ macro_rules! impl_store {
                     let redeemed = sqlx::query(sql::REDEEM_CODE)
                         .bind(code_hash)
                         .bind(ts(now))
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&self.writer)
                         .await
                         .map_err(db)?;
                     if let Some(row) = redeemed {
@@ -1425,7 +1425,7 @@ macro_rules! impl_store {
                         .bind(ts(token.idle_expires_at))
                         .bind(ts(token.absolute_expires_at))
                         .bind(ts_opt(token.used_at))
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                         .map_err(on_write("refresh_token"))?;
                     Ok(())
@@ -1439,7 +1439,7 @@ macro_rules! impl_store {
                     let redeemed = sqlx::query(sql::REDEEM_REFRESH)
                         .bind(token_hash)
                         .bind(ts(now))
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&self.writer)
                         .await
                         .map_err(db)?;
                     if let Some(row) = redeemed {
@@ -1475,7 +1475,7 @@ macro_rules! impl_store {
                     let done = sqlx::query(sql::REVOKE_GRANT)
                         .bind(id)
                         .bind(ts(at))
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                         .map_err(db)?;
                     expect_one(done.rows_affected())
@@ -1489,14 +1489,14 @@ macro_rules! impl_store {
                     let done = sqlx::query(sql::REVOKE_GRANTS_OF_ACCOUNT)
                         .bind(account_id)
                         .bind(ts(at))
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await
                         .map_err(db)?;
                     Ok(done.rows_affected())
                 }
 
                 async fn append_audit(&self, event: NewAuditEvent) -> Result<()> {
-                    let mut conn = self.pool.acquire().await.map_err(db)?;
+                    let mut conn = self.writer.acquire().await.map_err(db)?;
                     insert_audit(&mut conn, &event).await
                 }
 

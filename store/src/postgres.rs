@@ -18,6 +18,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgre
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// The same pool: PostgreSQL handles concurrent writers itself (the SQLite backend keeps a
+    /// separate single writer connection).
+    writer: PgPool,
 }
 
 impl PostgresStore {
@@ -31,13 +34,13 @@ impl PostgresStore {
             .connect(url)
             .await
             .map_err(db)?;
-        Ok(Self { pool })
+        Ok(Self { writer: pool.clone(), pool })
     }
 
     /// PostgreSQL's default READ COMMITTED transaction is enough: every read-modify-write is a
     /// single statement.
     async fn begin_write(&self) -> crate::Result<Transaction<'static, Postgres>> {
-        self.pool.begin().await.map_err(db)
+        self.writer.begin().await.map_err(db)
     }
 }
 

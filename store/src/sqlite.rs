@@ -25,8 +25,15 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite"
 /// How long a connection waits for another writer before giving up with `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Reads go through a pool of connections; every write goes through one dedicated connection.
+///
+/// SQLite allows one writer at a time. With several writing connections, a writer that finds
+/// the database locked sleeps in SQLite's busy handler (in steps of up to 100 ms), which turns a
+/// burst of writes into second-long tail latencies. One writer connection makes writes queue in
+/// the async pool instead, fairly and without sleeping; WAL lets reads run beside it.
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -47,19 +54,24 @@ impl SqliteStore {
             std::fs::create_dir_all(parent)
                 .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
         }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(db)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
             .connect_with(options)
             .await
             .map_err(db)?;
-        Ok(Self { pool })
+        Ok(Self { pool, writer })
     }
 
     /// Write transactions take the write lock up front. A deferred transaction that reads and
     /// then writes must upgrade its lock, and that upgrade fails with `SQLITE_BUSY` at once
     /// (the busy timeout does not apply) when another connection wrote in between.
     async fn begin_write(&self) -> crate::Result<Transaction<'static, Sqlite>> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)
     }
 }
 

@@ -10,12 +10,9 @@
 //! AWS clients get fixed test credentials ([`AwsCredentials::Static`]): no AWS configuration
 //! file or environment variable of the developer is read.
 
-use std::io::Write;
-use std::net::TcpListener as StdListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_credential_types::Credentials;
@@ -29,133 +26,7 @@ use serde_json::Value;
 
 const CODE: &str = "482913";
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the crate lives in the workspace")
-        .to_path_buf()
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// The Python interpreter with the peers, installed once per test run; `None` means skip.
-fn peers_python() -> Option<PathBuf> {
-    static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let found = PYTHON.get_or_init(|| {
-        if let Ok(python) = std::env::var("SEKIMORI_PEERS_PYTHON") {
-            return Ok(PathBuf::from(python));
-        }
-        let script = workspace_root().join("scripts/peers/install");
-        let output = Command::new("bash")
-            .arg(&script)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-        if !output.status.success() {
-            return Err(format!(
-                "{} failed: {}",
-                script.display(),
-                String::from_utf8_lossy(&output.stderr).trim()
-            ));
-        }
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .last()
-            .map(|l| PathBuf::from(l.trim()))
-            .ok_or_else(|| "the install script printed no interpreter".to_owned())
-    });
-    match found {
-        Ok(python) => Some(python.clone()),
-        Err(why) if in_ci() => panic!("test peers unavailable under CI=true: {why}"),
-        Err(why) => {
-            // Written to the real stderr, past libtest's capture, so the skip is visible.
-            let _ = writeln!(
-                std::io::stderr(),
-                "note: skipping a peer test, the test peers are unavailable: {why}"
-            );
-            None
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port on 127.0.0.1")
-        .port()
-}
-
-/// A peer process, killed (and reaped) when the test ends, even on panic.
-struct Peer {
-    name: &'static str,
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Peer {
-    /// Starts `python args…` (with `{port}` replaced) and waits until the port accepts
-    /// connections.
-    fn start(name: &'static str, python: &Path, args: &[&str], dir: &Path) -> Peer {
-        let port = free_port();
-        let log = dir.join(format!("{name}.log"));
-        let args: Vec<String> = args
-            .iter()
-            .map(|a| a.replace("{port}", &port.to_string()))
-            .collect();
-        let child = Command::new(python)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("peer log file"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start the {name} peer: {e}"));
-        let mut peer = Peer {
-            name,
-            child,
-            port,
-            log,
-        };
-        peer.wait_until_listening();
-        peer
-    }
-
-    fn wait_until_listening(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "the {} peer exited ({status}): {}",
-                    self.name,
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the {} peer did not listen on port {} within 60 s",
-                self.name,
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use test_peers::{Peer, free_port, python as peers_python};
 
 fn test_credentials() -> AwsCredentials {
     AwsCredentials::Static(Credentials::new("test", "test", None, None, "test"))
@@ -199,22 +70,7 @@ async fn smtp_delivers_a_japanese_mail_with_the_code() {
     let Some(python) = peers_python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let maildir = dir.path().join("maildir");
-    let maildir_arg = maildir.to_string_lossy().into_owned();
-    let smtp = Peer::start(
-        "aiosmtpd",
-        &python,
-        &[
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-l",
-            "127.0.0.1:{port}",
-            "-c",
-            "aiosmtpd.handlers.Mailbox",
-            &maildir_arg,
-        ],
-        dir.path(),
-    );
+    let smtp = Peer::smtp(&python, &maildir, dir.path());
     let config = config(|c| {
         c.email = Channel::Smtp;
         c.smtp.host = "127.0.0.1".into();
@@ -233,22 +89,7 @@ async fn smtp_delivers_a_japanese_mail_with_the_code() {
     let receipt = channels.deliver(&msg).await.expect("delivered");
     assert_eq!(receipt.driver, "smtp");
 
-    // Decode the stored message with Python's e-mail package (MIME words, transfer encoding).
-    let decode = r#"
-import email, email.policy, glob, json, sys
-out = []
-for path in sorted(glob.glob(sys.argv[1] + "/new/*")):
-    with open(path, "rb") as f:
-        m = email.message_from_binary_file(f, policy=email.policy.default)
-    out.append({"to": str(m["To"]), "from": str(m["From"]), "subject": str(m["Subject"]),
-                "body": m.get_content()})
-print(json.dumps(out))
-"#;
-    let output = Command::new(&python)
-        .args(["-c", decode, &maildir_arg])
-        .output()
-        .expect("python decodes the maildir");
-    let mails: Vec<Value> = serde_json::from_slice(&output.stdout).expect("decoded mails");
+    let mails = test_peers::read_maildir(&python, &maildir);
     assert_eq!(mails.len(), 1, "{mails:?}");
     let mail = &mails[0];
     assert_eq!(mail["to"], "Taro.Yamada@clinic.example.jp");
@@ -267,12 +108,7 @@ print(json.dumps(out))
 async fn sns_publishes_a_transactional_sms_in_e164() {
     let Some(python) = peers_python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let moto = Peer::start(
-        "moto",
-        &python,
-        &["-m", "moto.server", "-H", "127.0.0.1", "-p", "{port}"],
-        dir.path(),
-    );
+    let moto = Peer::moto(&python, dir.path());
     let config = config(|c| {
         c.sms = Channel::Sns;
         c.sns.region = "ap-northeast-1".into();
@@ -307,9 +143,7 @@ async fn sns_publishes_a_transactional_sms_in_e164() {
 async fn voice_reads_the_code_twice_in_ssml_with_the_configured_voice() {
     let Some(python) = peers_python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let script = workspace_root().join("scripts/peers/voice_server.py");
-    let script = script.to_string_lossy().into_owned();
-    let peer = Peer::start("voice", &python, &[&script, "{port}"], dir.path());
+    let peer = Peer::voice(&python, dir.path());
     let config = config(|c| {
         c.voice = Channel::Voice;
         c.voice_provider.region = "ap-northeast-1".into();

@@ -781,6 +781,51 @@ macro_rules! impl_store {
                 expect_one(done.rows_affected())
             }
 
+            /// The outcome of spending a single-use row (a code or a refresh token).
+            enum Spend {
+                /// This call spent it: the row as updated.
+                First(Row),
+                /// It had been spent before: the row as stored.
+                Again(Row),
+                Missing,
+            }
+
+            /// Spends a single-use row: `update` (an `UPDATE … WHERE used_at IS NULL RETURNING`)
+            /// succeeds for exactly one of concurrent callers; the others read the row back.
+            async fn spend(
+                writer: &sqlx::Pool<$db>,
+                reader: &sqlx::Pool<$db>,
+                update: &'static str,
+                select: &'static str,
+                hash: &str,
+                now: OffsetDateTime,
+            ) -> Result<Spend> {
+                let spent = sqlx::query(update)
+                    .bind(hash)
+                    .bind(ts(now))
+                    .fetch_optional(writer)
+                    .await
+                    .map_err(db)?;
+                if let Some(row) = spent {
+                    return Ok(Spend::First(row));
+                }
+                let stored = sqlx::query(select)
+                    .bind(hash)
+                    .fetch_optional(reader)
+                    .await
+                    .map_err(db)?;
+                Ok(stored.map_or(Spend::Missing, Spend::Again))
+            }
+
+            impl $store {
+                /// The grant a spent code or token belongs to; its absence is corrupt data.
+                async fn grant_of(&self, id: Uuid, what: &str) -> Result<Grant> {
+                    self.get_grant(id)
+                        .await?
+                        .ok_or_else(|| StoreError::Corrupt(format!("{what} without its grant")))
+                }
+            }
+
             #[async_trait]
             impl Store for $store {
                 fn backend(&self) -> &'static str {
@@ -1381,29 +1426,24 @@ macro_rules! impl_store {
                     code_hash: &str,
                     now: OffsetDateTime,
                 ) -> Result<CodeRedemption> {
-                    let redeemed = sqlx::query(sql::REDEEM_CODE)
-                        .bind(code_hash)
-                        .bind(ts(now))
-                        .fetch_optional(&self.writer)
-                        .await
-                        .map_err(db)?;
-                    if let Some(row) = redeemed {
-                        let code = code_from_row(&row)?;
-                        let grant = self.get_grant(code.grant_id).await?.ok_or_else(|| {
-                            StoreError::Corrupt("authorization code without its grant".into())
-                        })?;
-                        return Ok(CodeRedemption::Redeemed { code, grant });
-                    }
-                    let existing = sqlx::query(sql::SELECT_CODE)
-                        .bind(code_hash)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(db)?;
-                    Ok(match existing {
-                        Some(row) => CodeRedemption::Replayed {
+                    let spent = spend(
+                        &self.writer,
+                        &self.pool,
+                        sql::REDEEM_CODE,
+                        sql::SELECT_CODE,
+                        code_hash,
+                        now,
+                    );
+                    Ok(match spent.await? {
+                        Spend::First(row) => {
+                            let code = code_from_row(&row)?;
+                            let grant = self.grant_of(code.grant_id, "authorization code").await?;
+                            CodeRedemption::Redeemed { code, grant }
+                        }
+                        Spend::Again(row) => CodeRedemption::Replayed {
                             code: code_from_row(&row)?,
                         },
-                        None => CodeRedemption::Unknown,
+                        Spend::Missing => CodeRedemption::Unknown,
                     })
                 }
 
@@ -1436,29 +1476,24 @@ macro_rules! impl_store {
                     token_hash: &str,
                     now: OffsetDateTime,
                 ) -> Result<RefreshRedemption> {
-                    let redeemed = sqlx::query(sql::REDEEM_REFRESH)
-                        .bind(token_hash)
-                        .bind(ts(now))
-                        .fetch_optional(&self.writer)
-                        .await
-                        .map_err(db)?;
-                    if let Some(row) = redeemed {
-                        let token = refresh_from_row(&row)?;
-                        let grant = self.get_grant(token.grant_id).await?.ok_or_else(|| {
-                            StoreError::Corrupt("refresh token without its grant".into())
-                        })?;
-                        return Ok(RefreshRedemption::Redeemed { token, grant });
-                    }
-                    let existing = sqlx::query(sql::SELECT_REFRESH)
-                        .bind(token_hash)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(db)?;
-                    Ok(match existing {
-                        Some(row) => RefreshRedemption::Reused {
+                    let spent = spend(
+                        &self.writer,
+                        &self.pool,
+                        sql::REDEEM_REFRESH,
+                        sql::SELECT_REFRESH,
+                        token_hash,
+                        now,
+                    );
+                    Ok(match spent.await? {
+                        Spend::First(row) => {
+                            let token = refresh_from_row(&row)?;
+                            let grant = self.grant_of(token.grant_id, "refresh token").await?;
+                            RefreshRedemption::Redeemed { token, grant }
+                        }
+                        Spend::Again(row) => RefreshRedemption::Reused {
                             token: refresh_from_row(&row)?,
                         },
-                        None => RefreshRedemption::Unknown,
+                        Spend::Missing => RefreshRedemption::Unknown,
                     })
                 }
 

@@ -34,7 +34,10 @@ impl PostgresStore {
             .connect(url)
             .await
             .map_err(db)?;
-        Ok(Self { writer: pool.clone(), pool })
+        Ok(Self {
+            writer: pool.clone(),
+            pool,
+        })
     }
 
     /// PostgreSQL's default READ COMMITTED transaction is enough: every read-modify-write is a

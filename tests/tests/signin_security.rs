@@ -625,3 +625,137 @@ async fn stronger_hashing_parameters_rehash_at_the_next_sign_in() {
             .contains("m=19456,t=3,p=1")
     );
 }
+
+fn admin_audit(kind: &str, code: &str) -> store::NewAuditEvent {
+    store::NewAuditEvent {
+        at: time::OffsetDateTime::now_utc(),
+        kind: kind.into(),
+        actor_account_id: None,
+        actor: "test".into(),
+        target_account_id: None,
+        target: None,
+        institution_code: Some(code.into()),
+        ip: None,
+        user_agent: None,
+        result: store::AuditResult::Success,
+        reason: None,
+    }
+}
+
+#[tokio::test]
+async fn an_institution_threshold_and_a_disabled_account_apply_at_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = password_only(&dir);
+    settings.limits.login_per_account_per_minute = 1000;
+    let Some(app) = spawn_with(Backend::Sqlite, dir, settings).await else {
+        return;
+    };
+    let code = "1311111121";
+    let created = app.institution(code).await;
+    first_login(
+        &app,
+        &mut Browser::new(),
+        code,
+        &created.master.initial_password,
+    )
+    .await;
+    let services = app.services().await;
+    let institution = policies::InstitutionCode::parse(code).unwrap();
+    let settings = store::InstitutionSettings {
+        lockout_threshold: Some(3),
+        ..Default::default()
+    };
+    let now = service::Clock::now(&app.clock);
+    services
+        .store
+        .set_institution_settings(
+            &institution,
+            &settings,
+            now,
+            admin_audit("institution.settings", code),
+        )
+        .await
+        .unwrap();
+
+    // Three failures lock under the institution's own threshold (the deployment's is five).
+    for _ in 0..3 {
+        assert!(failed(
+            &login(&app, &mut Browser::new(), code, "mst01", "Wrong#Pass99").await
+        ));
+    }
+    assert_eq!(
+        account(&app, code, "mst01").await.lock,
+        policies::lockout::LockState::Failures
+    );
+
+    // A disabled account fails generically, with the reason in the audit log.
+    let reset = account(&app, code, "rst01").await;
+    let fields = store::AccountFields {
+        name: reset.name.clone(),
+        name_kana: reset.name_kana.clone(),
+        enabled: false,
+        usage_start: reset.usage_start,
+        usage_end: reset.usage_end,
+        second_factor: reset.second_factor.clone(),
+    };
+    services
+        .store
+        .change_account(
+            reset.id,
+            store::AccountChange::Fields(fields),
+            Some(now),
+            admin_audit("account.update", code),
+        )
+        .await
+        .unwrap();
+    let page = login(
+        &app,
+        &mut Browser::new(),
+        code,
+        "rst01",
+        &created.master_reset.initial_password,
+    )
+    .await;
+    assert!(failed(&page));
+    assert_eq!(
+        reasons(&app).await.last().map(String::as_str),
+        Some("disabled")
+    );
+}
+
+#[tokio::test]
+async fn the_token_endpoint_answers_429_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = password_only(&dir);
+    settings.limits.token_per_client_per_minute = 2;
+    let Some(app) = spawn_with(Backend::Sqlite, dir, settings).await else {
+        return;
+    };
+    let secret = app
+        .client("rp", "https://rp.example/cb", false, "ES256")
+        .await
+        .unwrap();
+    let post = || {
+        app.http
+            .post(app.url("/token"))
+            .basic_auth("rp", Some(secret.clone()))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", "unknown"),
+                ("redirect_uri", "https://rp.example/cb"),
+            ])
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(post().await.unwrap().status(), StatusCode::BAD_REQUEST);
+    }
+    let limited = post().await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    assert_eq!(limited.headers()["cache-control"], "no-store");
+}

@@ -271,7 +271,10 @@ pub(crate) mod sql {
 
     /// The column list and table of an account query; the search appends its conditions.
     pub const SEARCH_ACCOUNTS: &str = select_account!("");
-    pub const COUNT_ACCOUNTS: &str = "SELECT COUNT(*) AS n FROM accounts WHERE ";
+    /// The count of a search stops at a bound (see [`crate::SEARCH_COUNT_LIMIT`]): the filter and
+    /// a `LIMIT` are appended, then `COUNT_ACCOUNTS_END`.
+    pub const COUNT_ACCOUNTS: &str = "SELECT COUNT(*) AS n FROM (SELECT 1 FROM accounts WHERE ";
+    pub const COUNT_ACCOUNTS_END: &str = ") AS matched";
     pub const UPDATE_ACCOUNT_FIELDS: &str = "\
         UPDATE accounts SET name = $2, name_kana = $3, enabled = $4, usage_start = $5, \
             usage_end = $6, second_factor_method = $7, second_factor_email = $8, \
@@ -1224,10 +1227,18 @@ macro_rules! impl_store {
                     filter: &AccountFilter,
                     page: PageRequest,
                 ) -> Result<AccountPage> {
+                    // Counting every match of a broad search in a huge institution costs more
+                    // than the page itself, so the count stops one past the bound.
                     let mut count = sqlx::QueryBuilder::<$db>::new(sql::COUNT_ACCOUNTS);
                     push_account_filter(&mut count, filter);
+                    count
+                        .push(" LIMIT ")
+                        .push_bind($crate::SEARCH_COUNT_LIMIT + 1)
+                        .push(sql::COUNT_ACCOUNTS_END);
                     let row = count.build().fetch_one(&self.pool).await.map_err(db)?;
-                    let total: i64 = col(&row, "n")?;
+                    let counted: i64 = col(&row, "n")?;
+                    let total_exact = counted <= $crate::SEARCH_COUNT_LIMIT;
+                    let total = counted.min($crate::SEARCH_COUNT_LIMIT);
                     let mut select = sqlx::QueryBuilder::<$db>::new(sql::SEARCH_ACCOUNTS);
                     push_account_filter(&mut select, filter);
                     select
@@ -1237,7 +1248,11 @@ macro_rules! impl_store {
                         .push_bind(page.offset.max(0));
                     let rows = select.build().fetch_all(&self.pool).await.map_err(db)?;
                     let items = rows.iter().map(account_from_row).collect::<Result<_>>()?;
-                    Ok(AccountPage { items, total })
+                    Ok(AccountPage {
+                        items,
+                        total,
+                        total_exact,
+                    })
                 }
 
                 async fn change_account(

@@ -45,6 +45,11 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// A search counts its matches up to this many; beyond it the total is reported as at least
+/// this many. An admin screen pages through 20-100 accounts at a time, and an exact count of a
+/// million rows would cost more than the page.
+pub const SEARCH_COUNT_LIMIT: i64 = 10_000;
+
 /// Everything Sekimori persists. One implementation per backend; the contract suite in
 /// `store/tests/contract.rs` runs the same story against both.
 #[async_trait]

@@ -430,7 +430,10 @@ pub struct PageRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccountPage {
     pub items: Vec<Account>,
+    /// How many accounts match, up to [`crate::SEARCH_COUNT_LIMIT`].
     pub total: i64,
+    /// False when more than [`crate::SEARCH_COUNT_LIMIT`] match: `total` is then that bound.
+    pub total_exact: bool,
 }
 
 /// The fields an admin may change (SPEC §9 update), as the complete new values: the service

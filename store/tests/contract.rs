@@ -1830,6 +1830,7 @@ async fn search_accounts_filters_and_pages(ctx: Ctx) {
         ["u01", "u02", "u03", "u04", "u05", "u06"]
     );
     assert_eq!(everything.total, 6);
+    assert!(everything.total_exact, "a small result is counted exactly");
     assert_eq!(everything.items[0].id, ids["u01"]);
 
     let cases: Vec<(AccountFilter, Vec<&str>)> = vec![

@@ -52,8 +52,10 @@ pub struct SearchParams {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccountList {
     pub items: Vec<AccountView>,
-    /// How many accounts match in all.
+    /// How many accounts match in all, counted up to 10,000.
     pub total: i64,
+    /// False when more than 10,000 accounts match: `total` is then 10,000 ("10,000 or more").
+    pub total_exact: bool,
     pub page: i64,
     pub per_page: i64,
 }
@@ -131,6 +133,7 @@ pub async fn handler(
             .map(|a| AccountView::new(a, now))
             .collect(),
         total: found.total,
+        total_exact: found.total_exact,
         page,
         per_page,
     }))

@@ -55,6 +55,38 @@ impl NameKana {
     }
 }
 
+/// 医療機関等名称: an institution's name. SPEC.md sets no character classes for it (names such as
+/// "医療法人社団○○会 ○○クリニック" mix scripts and symbols), so the rule is only what keeps it
+/// printable and bounded: 1-100 characters after trimming, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct InstitutionName(String);
+
+impl InstitutionName {
+    pub const MAX_CHARS: usize = 100;
+
+    pub fn parse(raw: &str) -> Result<Self, Violation> {
+        let trimmed = raw.trim();
+        let len = trimmed.chars().count();
+        if len == 0 || len > Self::MAX_CHARS || trimmed.chars().any(char::is_control) {
+            return Err(Violation::new(
+                "institution_name.format",
+                "医療機関等名称は1～100文字で、制御文字を含めずに入力してください。",
+                "The institution name must be 1-100 characters without control characters.",
+            ));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
 impl std::fmt::Display for PersonName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
@@ -447,5 +479,25 @@ mod tests {
     fn messages_name_the_characters() {
         let v = PersonName::parse("①山田").expect_err("refused");
         assert!(v[0].message_ja.contains("①") && v[0].message_en.contains("U+2460"));
+    }
+
+    #[test]
+    fn institution_names_are_trimmed_bounded_and_printable() {
+        for (raw, ok) in [
+            ("関守クリニック", true),
+            ("  医療法人社団関守会　関守クリニック  ", true),
+            ("", false),
+            ("   ", false),
+            ("病院\u{0007}", false),
+            ("名\n前", false),
+        ] {
+            assert_eq!(InstitutionName::parse(raw).is_ok(), ok, "{raw:?}");
+        }
+        assert_eq!(InstitutionName::parse(" 関守 ").unwrap().as_str(), "関守");
+        assert!(InstitutionName::parse(&"あ".repeat(100)).is_ok());
+        assert_eq!(
+            InstitutionName::parse(&"あ".repeat(101)).unwrap_err().rule,
+            "institution_name.format"
+        );
     }
 }

@@ -371,20 +371,11 @@ pub fn initial_password_context(account_id: Uuid) -> String {
     format!("initial-password:{account_id}")
 }
 
+/// Parses an institution name with the rule in `policies`.
 pub(crate) fn institution_name(raw: &str) -> Result<String, ServiceError> {
-    let trimmed = raw.trim();
-    let len = trimmed.chars().count();
-    if len == 0 || len > 100 || trimmed.chars().any(char::is_control) {
-        return Err(ServiceError::invalid(
-            "name",
-            vec![Violation::new(
-                "institution_name.format",
-                "医療機関等名称は1～100文字で、制御文字を含めずに入力してください。",
-                "The institution name must be 1-100 characters without control characters.",
-            )],
-        ));
-    }
-    Ok(trimmed.to_owned())
+    policies::names::InstitutionName::parse(raw)
+        .map(policies::names::InstitutionName::into_string)
+        .map_err(|v| ServiceError::invalid("name", vec![v]))
 }
 
 fn client_violation(rule: &'static str, ja: String, en: String) -> ServiceError {

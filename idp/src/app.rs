@@ -285,8 +285,17 @@ pub fn load_kek(settings: &Settings) -> anyhow::Result<[u8; 32]> {
 fn generate_kek_file(path: &Path) -> anyhow::Result<()> {
     use base64::Engine;
     use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        // The data directory also holds the database (password hashes): owner-only.
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let key = service::random::bytes::<32>();
     let mut file = fs::OpenOptions::new()
@@ -319,6 +328,19 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::redact_url;
+
+    #[test]
+    fn a_generated_kek_and_its_directory_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("data").join("kek");
+        super::generate_kek_file(&path).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(crate::config::decode_kek(&text).is_some());
+    }
 
     #[test]
     fn database_passwords_are_redacted() {

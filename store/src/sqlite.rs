@@ -51,8 +51,15 @@ impl SqliteStore {
             && let Some(parent) = options.get_filename().parent()
             && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+            if !parent.exists() {
+                // A directory made here holds password hashes: owner-only, like the KEK file.
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(parent)
+                    .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+            }
         }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)

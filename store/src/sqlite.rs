@@ -50,16 +50,15 @@ impl SqliteStore {
         if !is_in_memory(url)
             && let Some(parent) = options.get_filename().parent()
             && !parent.as_os_str().is_empty()
+            && !parent.exists()
         {
-            if !parent.exists() {
-                // A directory made here holds password hashes: owner-only, like the KEK file.
-                use std::os::unix::fs::DirBuilderExt;
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(parent)
-                    .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
-            }
+            // A directory made here holds password hashes: owner-only, like the KEK file.
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
         }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)

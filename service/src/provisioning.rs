@@ -14,7 +14,7 @@ use serde::Serialize;
 use store::{
     AuditResult, Client, Credential, Institution, NewAccount, NewAuditEvent, NewInstitution, Store,
 };
-use time::{Date, OffsetDateTime, UtcOffset};
+use time::Date;
 use uuid::Uuid;
 
 use crate::{Clock, PasswordHasher, Sealer, SecretDigester, ServiceError};
@@ -99,15 +99,6 @@ pub const KNOWN_GRANTS: &[&str] = &["authorization_code", "refresh_token", "clie
 /// JWS algorithms a client may ask for.
 pub const SIGNING_ALGS: &[&str] = &["RS256", "ES256", "EdDSA"];
 
-const JST: UtcOffset = match UtcOffset::from_hms(9, 0, 0) {
-    Ok(offset) => offset,
-    Err(_) => panic!("+09:00 is a valid offset"),
-};
-
-pub fn today_in_tokyo(now: OffsetDateTime) -> Date {
-    now.to_offset(JST).date()
-}
-
 #[derive(Clone)]
 pub struct Provisioner {
     pub store: Arc<dyn Store>,
@@ -144,7 +135,9 @@ impl Provisioner {
             ));
         }
         let now = self.clock.now();
-        let usage_start = input.usage_start.unwrap_or_else(|| today_in_tokyo(now));
+        let usage_start = input
+            .usage_start
+            .unwrap_or_else(|| policies::usage::jst_date(now));
 
         let (master, master_password) = self
             .new_account(
@@ -231,7 +224,7 @@ impl Provisioner {
         let code = InstitutionCode::platform();
         let user_id = UserId::parse(user_id, AccountType::Operator, code.kind())
             .map_err(|v| ServiceError::invalid("user_id", v))?;
-        let usage_start = today_in_tokyo(self.clock.now());
+        let usage_start = policies::usage::jst_date(self.clock.now());
         let (account, password) = self
             .new_account(
                 &code,

@@ -4,7 +4,6 @@
 //! disabled, deleted, or its institution's settings change.
 
 use axum::http::HeaderMap;
-use policies::lockout::{self, LockState};
 use store::{Account, Session};
 use time::Duration;
 
@@ -93,15 +92,7 @@ pub async fn current(
         (Some(account), Some(institution)) => {
             now < session.expires_at
                 && now < session.last_seen_at + idle
-                && account.deleted_at.is_none()
-                && account.enabled
-                && !(account.lock != LockState::None
-                    && lockout::is_locked(
-                        account.lock,
-                        account.locked_at,
-                        now,
-                        &state.settings.lockout,
-                    ))
+                && service::authentication::may_act(account, now, &state.settings.lockout)
                 && session.institution_settings_version == institution.settings_version
         }
         _ => false,

@@ -70,6 +70,15 @@ pub enum SignIn {
     Failure(FailureReason),
 }
 
+/// Whether an account may act at `now`: not deleted, enabled, and not locked under `policy`
+/// (a failure lock that has lapsed by auto-unlock no longer counts). Sessions, tokens and codes
+/// of an account that may not act stop working at once.
+pub fn may_act(account: &Account, now: time::OffsetDateTime, policy: &LockoutPolicy) -> bool {
+    account.deleted_at.is_none()
+        && account.enabled
+        && !lockout::is_locked(account.lock, account.locked_at, now, policy)
+}
+
 #[derive(Clone)]
 pub struct Authenticator {
     pub store: Arc<dyn Store>,

@@ -400,11 +400,7 @@ impl SecondFactorService {
             .get_institution(&account.institution_code)
             .await?;
         let lockout_policy = self.lockout_policy(institution.as_ref());
-        if account.deleted_at.is_some()
-            || !account.enabled
-            || (account.lock != LockState::None
-                && lockout::is_locked(account.lock, account.locked_at, now, &lockout_policy))
-        {
+        if !crate::authentication::may_act(&account, now, &lockout_policy) {
             self.audit(
                 &account,
                 "second_factor.failure",

@@ -11,7 +11,6 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use policies::lockout::{self, LockState};
 use serde_json::{Value, json};
 use store::{
     Account, AuditResult, Client, CodeRedemption, Grant, NewAuditEvent, RefreshRedemption,
@@ -445,14 +444,7 @@ async fn usable_account(state: &AppState, id: Uuid) -> Result<Account, TokenErro
         .map_err(TokenError::server)?
         .ok_or(BAD_GRANT)?;
     let now = state.clock.now();
-    let locked = account.lock != LockState::None
-        && lockout::is_locked(
-            account.lock,
-            account.locked_at,
-            now,
-            &state.settings.lockout,
-        );
-    if account.deleted_at.is_some() || !account.enabled || locked {
+    if !service::authentication::may_act(&account, now, &state.settings.lockout) {
         return Err(BAD_GRANT);
     }
     Ok(account)

@@ -4,7 +4,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use policies::lockout::{self, LockState};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -110,14 +109,7 @@ pub async fn verify_access_token(state: &AppState, token: &str) -> Result<Verifi
         .await
         .map_err(BearerError::Server)?
         .ok_or(BearerError::Invalid)?;
-    let locked = account.lock != LockState::None
-        && lockout::is_locked(
-            account.lock,
-            account.locked_at,
-            now,
-            &state.settings.lockout,
-        );
-    if account.deleted_at.is_some() || !account.enabled || locked {
+    if !service::authentication::may_act(&account, now, &state.settings.lockout) {
         return Err(BearerError::Invalid);
     }
     Ok(Verified {

@@ -748,3 +748,16 @@ impl TestApp {
         (status, headers, json)
     }
 }
+
+/// Percent-encodes every byte outside RFC 3986's unreserved set (for building query strings by
+/// hand in tests).
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -10,7 +10,7 @@ use axum::http::StatusCode as AxumStatus;
 use axum::routing::post;
 use base64::Engine;
 use reqwest::StatusCode;
-use sekimori_tests::{Backend, Browser, TestApp, spawn_app};
+use sekimori_tests::{Backend, Browser, TestApp, spawn_app, urlencode};
 use serde_json::Value;
 
 const CLINIC: &str = "1313333333";
@@ -279,15 +279,4 @@ async fn logout_without_a_hint_asks_for_confirmation() {
             .as_deref(),
         Some("/login")
     );
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

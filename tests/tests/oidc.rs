@@ -737,3 +737,452 @@ async fn max_age_and_prompt_login_ask_again() {
         Some("login_required")
     );
 }
+
+#[tokio::test]
+async fn key_rotation_keeps_earlier_tokens_verifiable_until_they_expire() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let created = app.institution(CLINIC).await;
+    let secret = app.client("rp", REDIRECT, false, "RS256").await;
+    let rp = relying_party(&app, "rp", secret.clone()).await;
+    let mut browser = Browser::new();
+    let started = start(&rp);
+    let code = first_sign_in(
+        &app,
+        &mut browser,
+        &started,
+        &created.master.initial_password,
+    )
+    .await;
+    let before = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(started.verifier)
+        .request_async(&http())
+        .await
+        .unwrap();
+    let old_kid = payload_header(before.access_token().secret())["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let services = app.services().await;
+    let rotated = idp::keys::rotate(
+        services.store.as_ref(),
+        &services.sealer,
+        services.clock.as_ref(),
+        &["RS256"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(rotated[0].retired, std::slice::from_ref(&old_kid));
+    // A restarted node loads the rotation (running nodes reload every keys.reload_seconds).
+    let app = app.stop().await.restart().await;
+    let (_, jwks) = app.get_json("/jwks.json").await;
+    let rs256: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["alg"] == "RS256")
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(rs256.len(), 2, "the retired key stays published: {jwks}");
+    assert!(rs256.contains(&old_kid.as_str()));
+    let ok = app
+        .http
+        .get(app.url("/userinfo"))
+        .bearer_auth(before.access_token().secret())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ok.status(),
+        StatusCode::OK,
+        "a token signed before the rotation still verifies"
+    );
+
+    // New tokens are signed with the new key.
+    let rp = relying_party(&app, "rp", secret).await;
+    let mut browser = Browser::new();
+    let started = start(&rp);
+    let login = browser.get(&started.url).await;
+    // Past the resend cooldown of the first sign-in's code, so a new code is sent.
+    app.clock.advance(time::Duration::seconds(61));
+    let password = browser
+        .login(&app.base, &login, CLINIC, "mst01", NEW_PASSWORD)
+        .await;
+    let outbox = app.settings.outbox.path.clone();
+    let done = browser.second_factor(&app.base, &outbox, password).await;
+    let code = code_from(&app, &done, &started);
+    let after = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(started.verifier)
+        .request_async(&http())
+        .await
+        .unwrap();
+    after
+        .id_token()
+        .unwrap()
+        .claims(&rp.id_token_verifier(), &started.nonce)
+        .expect("verifies against the new JWKS");
+    let new_kid = payload_header(after.access_token().secret())["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(new_kid, old_kid);
+
+    // Once every token the old key signed has expired, it leaves JWKS.
+    app.clock.advance(time::Duration::hours(1));
+    let app = app.stop().await.restart().await;
+    let (_, jwks) = app.get_json("/jwks.json").await;
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(
+        !kids.contains(&old_kid.as_str()) && kids.contains(&new_kid.as_str()),
+        "{jwks}"
+    );
+}
+
+#[tokio::test]
+async fn introspection_and_revocation() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let created = app.institution(CLINIC).await;
+    let secret = app.client("rp", REDIRECT, false, "ES256").await.unwrap();
+    let other_secret = app.client("other", REDIRECT, false, "ES256").await.unwrap();
+    app.client("spa", REDIRECT, true, "ES256").await;
+    let rp = relying_party(&app, "rp", Some(secret.clone())).await;
+    let mut browser = Browser::new();
+    let started = start(&rp);
+    let code = first_sign_in(
+        &app,
+        &mut browser,
+        &started,
+        &created.master.initial_password,
+    )
+    .await;
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(started.verifier)
+        .request_async(&http())
+        .await
+        .unwrap();
+    let access = tokens.access_token().secret().clone();
+
+    let introspect = |client: &'static str, secret: String, token: String| {
+        let app = &app;
+        async move {
+            let response = app
+                .http
+                .post(app.url("/introspect"))
+                .basic_auth(client, Some(secret))
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            (status, body)
+        }
+    };
+    let (status, body) = introspect("rp", secret.clone(), access.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["active"], true, "{body}");
+    assert_eq!(body["client_id"], "rp");
+    assert_eq!(body["username"], format!("mst01@{CLINIC}"));
+    assert_eq!(body["account_type"], "master");
+    assert!(body.get("gid").is_none());
+    let (_, body) = introspect("rp", secret.clone(), "not-a-token".into()).await;
+    assert_eq!(body, serde_json::json!({ "active": false }));
+    let (status, _) = introspect("rp", "wrong".into(), access.clone()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let public = app
+        .http
+        .post(app.url("/introspect"))
+        .form(&[("token", access.as_str()), ("client_id", "spa")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        public.status(),
+        StatusCode::UNAUTHORIZED,
+        "public clients cannot introspect"
+    );
+
+    // Another client cannot revoke rp's token (200, but nothing happens).
+    let revoked = app
+        .http
+        .post(app.url("/revoke"))
+        .basic_auth("other", Some(other_secret))
+        .form(&[("token", access.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert_eq!(
+        introspect("rp", secret.clone(), access.clone()).await.1["active"],
+        true
+    );
+    // The owner revokes: introspection and userinfo stop accepting it; revoking again is fine.
+    for _ in 0..2 {
+        let revoked = app
+            .http
+            .post(app.url("/revoke"))
+            .basic_auth("rp", Some(secret.clone()))
+            .form(&[("token", access.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(revoked.status(), StatusCode::OK);
+    }
+    assert_eq!(
+        introspect("rp", secret.clone(), access.clone()).await.1["active"],
+        false
+    );
+    let info = app
+        .http
+        .get(app.url("/userinfo"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), StatusCode::UNAUTHORIZED);
+    let (_, doc) = app.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(doc["introspection_endpoint"], app.url("/introspect"));
+    assert_eq!(doc["revocation_endpoint"], app.url("/revoke"));
+}
+
+/// A confidential client allowed `offline_access` and the refresh token grant.
+async fn offline_client(app: &TestApp) -> String {
+    let services = app.services().await;
+    let (_, secret) = services
+        .provisioner
+        .create_client(
+            &service::provisioning::Actor::cli(),
+            service::provisioning::NewClientInput {
+                client_id: "offline".into(),
+                redirect_uris: vec![REDIRECT.into()],
+                post_logout_redirect_uris: vec![],
+                public: false,
+                scopes: ["openid", "profile", "institution", "offline_access"]
+                    .map(String::from)
+                    .to_vec(),
+                grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+                backchannel_logout_uri: None,
+                signing_alg: "ES256".into(),
+            },
+        )
+        .await
+        .unwrap();
+    secret.unwrap()
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_a_reuse_revokes_the_family() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let created = app.institution(CLINIC).await;
+    let secret = offline_client(&app).await;
+    let rp = relying_party(&app, "offline", Some(secret.clone())).await;
+    let mut browser = Browser::new();
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state, nonce) = rp
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("offline_access".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let started = Started {
+        url: url.to_string(),
+        state,
+        nonce,
+        verifier,
+    };
+    let code = first_sign_in(
+        &app,
+        &mut browser,
+        &started,
+        &created.master.initial_password,
+    )
+    .await;
+    let first = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(started.verifier)
+        .request_async(&http())
+        .await
+        .unwrap();
+    let r1 = first
+        .refresh_token()
+        .expect("a refresh token for offline_access")
+        .clone();
+
+    // Each use returns a new refresh token and fresh tokens.
+    let second = rp
+        .exchange_refresh_token(&r1)
+        .unwrap()
+        .request_async(&http())
+        .await
+        .expect("refresh");
+    let r2 = second.refresh_token().expect("rotated").clone();
+    assert_ne!(r1.secret(), r2.secret());
+    let id = second.id_token().expect("an ID token on refresh");
+    assert_eq!(
+        payload(&id.to_string())["sub"],
+        payload(&first.id_token().unwrap().to_string())["sub"]
+    );
+    let access = second.access_token().secret().clone();
+    assert_eq!(
+        app.http
+            .get(app.url("/userinfo"))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+
+    // Reusing the spent r1 fails and ends the family: r2 and its access token die with it.
+    let reuse = rp
+        .exchange_refresh_token(&r1)
+        .unwrap()
+        .request_async(&http())
+        .await;
+    assert!(format!("{reuse:?}").contains("invalid_grant"), "{reuse:?}");
+    let after = rp
+        .exchange_refresh_token(&r2)
+        .unwrap()
+        .request_async(&http())
+        .await;
+    assert!(format!("{after:?}").contains("invalid_grant"), "{after:?}");
+    assert_eq!(
+        app.http
+            .get(app.url("/userinfo"))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let services = app.services().await;
+    let reuses = services
+        .store
+        .list_audit(
+            &store::AuditFilter {
+                kind: Some("token.refresh_reuse".into()),
+                ..Default::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reuses.len(), 1);
+
+    // A new family: idle expiry through the clock, and a locked account is refused.
+    let again = start_offline(&rp);
+    let code = code_from(&app, &browser.get(&again.url).await, &again);
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(again.verifier)
+        .request_async(&http())
+        .await
+        .unwrap();
+    let r = tokens.refresh_token().unwrap().clone();
+    app.clock.advance(time::Duration::hours(23));
+    let tokens = rp
+        .exchange_refresh_token(&r)
+        .unwrap()
+        .request_async(&http())
+        .await
+        .expect("within the idle time");
+    let r = tokens.refresh_token().unwrap().clone();
+    app.clock.advance(time::Duration::hours(25));
+    let idle = rp
+        .exchange_refresh_token(&r)
+        .unwrap()
+        .request_async(&http())
+        .await;
+    assert!(
+        format!("{idle:?}").contains("invalid_grant"),
+        "idle refresh token must expire: {idle:?}"
+    );
+
+    let again = start_offline(&rp);
+    let page = browser.get(&again.url).await;
+    let login = if page.status == StatusCode::OK {
+        let password = browser
+            .login(&app.base, &page, CLINIC, "mst01", NEW_PASSWORD)
+            .await;
+        let outbox = app.settings.outbox.path.clone();
+        browser.second_factor(&app.base, &outbox, password).await
+    } else {
+        page
+    };
+    let code = code_from(&app, &login, &again);
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(again.verifier)
+        .request_async(&http())
+        .await
+        .unwrap();
+    let r = tokens.refresh_token().unwrap().clone();
+    let account = services
+        .store
+        .find_account(&policies::InstitutionCode::parse(CLINIC).unwrap(), "mst01")
+        .await
+        .unwrap()
+        .unwrap();
+    services
+        .store
+        .set_lock(
+            account.id,
+            policies::lockout::LockState::Admin,
+            Some(service::Clock::now(&app.clock)),
+        )
+        .await
+        .unwrap();
+    let locked = rp
+        .exchange_refresh_token(&r)
+        .unwrap()
+        .request_async(&http())
+        .await;
+    assert!(
+        format!("{locked:?}").contains("invalid_grant"),
+        "{locked:?}"
+    );
+}
+
+fn start_offline(rp: &Rp) -> Started {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state, nonce) = rp
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("offline_access".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    Started {
+        url: url.to_string(),
+        state,
+        nonce,
+        verifier,
+    }
+}

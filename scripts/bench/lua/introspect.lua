@@ -1,0 +1,20 @@
+-- wrk script: token introspection (RFC 7662) of the access tokens in $INTROSPECT_TOKENS (one a
+-- line, cycled), by the confidential clients of $CLIENTS_BASIC in turn (resource servers).
+local dir = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+local lib = dofile(dir .. "/bench_lib.lua")
+local basics = lib.words("CLIENTS_BASIC")
+lib.count_statuses()
+local tokens = nil
+local n = 0
+
+init = function(args)
+  tokens = lib.lines(os.getenv("INTROSPECT_TOKENS"), 0, 0, 1)
+end
+
+request = function()
+  n = n + 1
+  return wrk.format("POST", "/introspect", {
+    ["Content-Type"] = "application/x-www-form-urlencoded",
+    ["Authorization"] = "Basic " .. basics[(n % #basics) + 1],
+  }, "token_type_hint=access_token&token=" .. tokens[(n % #tokens) + 1])
+end

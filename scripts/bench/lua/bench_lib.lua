@@ -30,8 +30,9 @@ end
 
 -- Installs setup/response/done that count response statuses and keep the first error body, and
 -- prints `STATUS 200=n 400=m …`, `ERROR <status> <body>` and `EXTRA key=value` lines at the end.
--- `extras` names thread globals to sum and report (e.g. used pool entries).
-function lib.count_statuses(extras)
+-- `extras` names thread globals to sum and report (e.g. used pool entries); `hook(status, body)`,
+-- if given, sees every response too.
+function lib.count_statuses(extras, hook)
   local threads = {}
   local next_id = 0
   setup = function(thread)
@@ -45,6 +46,9 @@ function lib.count_statuses(extras)
     statuses[status] = (statuses[status] or 0) + 1
     if status >= 400 and first_error == nil then
       first_error = status .. " " .. string.sub(body or "", 1, 200):gsub("%s+", " ")
+    end
+    if hook then
+      hook(status, body)
     end
   end
   done = function(summary, latency, requests)
@@ -76,6 +80,7 @@ function lib.count_statuses(extras)
   return #threads
 end
 
+-- wrk's -t, which the scripts cannot see: the caller passes it as $WRK_THREADS (default 1).
 function lib.thread_count()
   return tonumber(os.getenv("WRK_THREADS") or "1")
 end

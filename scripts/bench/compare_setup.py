@@ -92,7 +92,9 @@ def main():
     machines = []
     for i in range(1, args.machines + 1):
         user_id = "A0%04d" % i
-        password = create(args, manager, "web_api", user_id, "負荷試験連携%d" % i, "フカシケンレンケイ")
+        # Names take full-width digits only.
+        number = "".join(chr(0xFF10 + int(d)) for d in str(i))
+        password = create(args, manager, "web_api", user_id, "負荷試験連携" + number, "フカシケンレンケイ")
         machines.append({"client_id": "%s@%s" % (user_id, args.institution), "secret": password})
     print(json.dumps({
         "staff": {"user_id": "staff01", "initial_password": staff_password},

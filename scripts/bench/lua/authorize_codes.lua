@@ -1,6 +1,7 @@
 -- wrk script (setup, not measured): mints authorization codes through single sign-on. Each
 -- request is GET /authorize with the session cookie $COOKIE for client $CLIENT_ID; the code of
--- every 303 is appended to $OUT, and the thread stops once $TARGET codes are written.
+-- every 303 is appended to $OUT; once $TARGET codes are written the thread stops and creates
+-- $DONE_FILE.
 local path = "/authorize?response_type=code&client_id=" .. os.getenv("CLIENT_ID")
   .. "&redirect_uri=" .. os.getenv("REDIRECT_URI") .. "&scope=" .. os.getenv("SCOPE")
   .. "&state=bench"
@@ -12,6 +13,7 @@ failures = 0
 
 init = function(args)
   out = io.open(os.getenv("OUT"), "a")
+  out:setvbuf("line")
 end
 
 request = function()
@@ -33,5 +35,7 @@ response = function(status, headers, body)
   if written >= target or failures > 100 then
     out:flush()
     wrk.thread:stop()
+    -- wrk itself runs its whole -d: tell the caller, which ends it.
+    io.open(os.getenv("DONE_FILE"), "w"):close()
   end
 end

@@ -6,6 +6,7 @@
 """
 
 import json
+import os
 import re
 import sys
 
@@ -54,6 +55,10 @@ def parse(server, workload, connections, path):
         result["error"] = error.group(1)[:160]
     for key, value in re.findall(r"^EXTRA (\w+)=(\d+)$", text, re.M):
         result[key] = int(value)
+    ticks = re.search(r"^CPU_TICKS (\d+)$", text, re.M)
+    if ticks and result["requests"]:
+        cpu = int(ticks.group(1)) / os.sysconf("SC_CLK_TCK")
+        result["cpu_us_per_request"] = cpu * 1e6 / result["requests"]
     return result
 
 
@@ -148,6 +153,32 @@ def table(results_path, meta_path):
             else:
                 row += " — | — |"
             out.append(row)
+    out.append("")
+    out.append("CPU time per request of the server process (user + system, µs; for PostgreSQL "
+               "without the database's own): unlike req/s it hardly depends on what else runs on "
+               "the machine, and 10⁶ ÷ it is what one dedicated core would serve if the server "
+               "were CPU-bound. ratio = oidc-provider ÷ Sekimori SQLite.")
+    out.append("")
+    header = "| workload | conns |" + "".join(" %s |" % label for _, label in SERVERS) + " ratio |"
+    out.append(header)
+    out.append("|---|---:|" + "---:|" * (len(SERVERS) + 1))
+    for workload, wlabel in WORKLOADS:
+        for c in connections:
+            cells = []
+            for server, _ in SERVERS:
+                r = results.get((server, workload, c))
+                if r is None or "cpu_us_per_request" not in r:
+                    cells.append("—")
+                else:
+                    cells.append("%.0f%s" % (r["cpu_us_per_request"], "" if valid(r) else " ⚠"))
+            if all(x == "—" for x in cells):
+                continue
+            s = results.get(("sqlite", workload, c))
+            p = results.get(("peer", workload, c))
+            ratio = "—"
+            if valid(s) and valid(p) and s.get("cpu_us_per_request") and p.get("cpu_us_per_request"):
+                ratio = "%.1f×" % (p["cpu_us_per_request"] / s["cpu_us_per_request"])
+            out.append("| %s | %d | %s | %s |" % (wlabel, c, " | ".join(cells), ratio))
     if notes:
         out.append("")
         out.append("Notes:")

@@ -493,7 +493,11 @@ mod tests {
                 "HS256",
                 "tokens.machine_signing_alg",
             ),
-            ("SEKIMORI__PASSWORD__MAX_LENGTH", "16", "password.max_length"),
+            (
+                "SEKIMORI__PASSWORD__MAX_LENGTH",
+                "16",
+                "password.max_length",
+            ),
             ("SEKIMORI__DELIVERY__SMS", "carrier-pigeon", "delivery.sms"),
         ];
         for (var, value, key) in cases {

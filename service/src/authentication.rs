@@ -387,10 +387,7 @@ impl Authenticator {
             self.store.record_success(account.id, now).await?;
         }
         if verified.needs_rehash {
-            let hash = self
-                .hasher
-                .hash_for(account.account_type, secret)
-                .await?;
+            let hash = self.hasher.hash_for(account.account_type, secret).await?;
             let credential = Credential {
                 hash,
                 ..account.credential.clone()
@@ -522,7 +519,10 @@ impl Authenticator {
         if !violations.is_empty() {
             return Err(ServiceError::invalid("new_password", violations));
         }
-        let hash = self.hasher.hash_for(account.account_type, new_secret).await?;
+        let hash = self
+            .hasher
+            .hash_for(account.account_type, new_secret)
+            .await?;
         let now = self.clock.now();
         let credential = Credential {
             hash,

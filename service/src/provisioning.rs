@@ -527,7 +527,9 @@ mod tests {
         for ok in ["records:read", "karte/v1:write", "api.example:x"] {
             assert!(is_service_scope(ok), "{ok}");
         }
-        for bad in ["profil", ":read", "read:", "a b:c", "x:", "é:read", "openid"] {
+        for bad in [
+            "profil", ":read", "read:", "a b:c", "x:", "é:read", "openid",
+        ] {
             assert!(!is_service_scope(bad), "{bad}");
         }
     }

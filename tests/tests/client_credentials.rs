@@ -198,7 +198,11 @@ impl World {
             .get("www-authenticate")
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_default();
-        (status, challenge, response.json().await.unwrap_or(Value::Null))
+        (
+            status,
+            challenge,
+            response.json().await.unwrap_or(Value::Null),
+        )
     }
 
     async fn audit_reasons(&self, kind: &str) -> Vec<String> {
@@ -369,7 +373,14 @@ async fn machine_tokens_carry_the_account(backend: Backend) {
 
     // Scopes a machine cannot have, and grants it cannot use.
     for scope in ["openid", "admin", "offline_access", "records:read"] {
-        let refused = token(app, &machine_id("A0api"), &secret, true, &[("scope", scope)]).await;
+        let refused = token(
+            app,
+            &machine_id("A0api"),
+            &secret,
+            true,
+            &[("scope", scope)],
+        )
+        .await;
         assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{scope}");
         assert_eq!(refused.body["error"], "invalid_scope", "{scope}");
     }
@@ -402,7 +413,12 @@ async fn machine_tokens_carry_the_account(backend: Backend) {
     assert!(active.get("crv").is_none(), "private claims stay private");
     // A machine token is no admin token.
     let (status, _, _) = app
-        .admin(&access, Method::GET, &format!("/institutions/{CLINIC}"), None)
+        .admin(
+            &access,
+            Method::GET,
+            &format!("/institutions/{CLINIC}"),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
@@ -479,7 +495,10 @@ async fn wrong_secrets_count_toward_the_institution_lockout(backend: Backend) {
         assert_eq!(w.account("A0api").await.failed_attempts, n);
     }
     // A success in between resets the count (SPEC §6).
-    assert_eq!(token(app, &id, &secret, true, &[]).await.status, StatusCode::OK);
+    assert_eq!(
+        token(app, &id, &secret, true, &[]).await.status,
+        StatusCode::OK
+    );
     assert_eq!(w.account("A0api").await.failed_attempts, 0);
     for _ in 0..3 {
         let refused = token(app, &id, "Wrong#Secret29xxxxxxxxxxx", true, &[]).await;
@@ -505,7 +524,10 @@ async fn wrong_secrets_count_toward_the_institution_lockout(backend: Backend) {
     // An admin unlock lets it in again.
     let (status, body) = w.admin(Method::POST, "/A0api/unlock", None).await;
     assert!(status.is_success(), "{body}");
-    assert_eq!(token(app, &id, &secret, true, &[]).await.status, StatusCode::OK);
+    assert_eq!(
+        token(app, &id, &secret, true, &[]).await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -568,7 +590,10 @@ async fn every_refusal_is_the_same_invalid_client() {
     refused(token(app, &id, &secret, true, &[]).await, "disabled");
     w.admin(Method::PATCH, "/A0api", Some(json!({"enabled": true})))
         .await;
-    assert_eq!(token(app, &id, &secret, true, &[]).await.status, StatusCode::OK);
+    assert_eq!(
+        token(app, &id, &secret, true, &[]).await.status,
+        StatusCode::OK
+    );
 
     // Outside the usage dates.
     let (status, body) = w
@@ -579,7 +604,10 @@ async fn every_refusal_is_the_same_invalid_client() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    refused(token(app, &id, &secret, true, &[]).await, "before usage start");
+    refused(
+        token(app, &id, &secret, true, &[]).await,
+        "before usage start",
+    );
     w.admin(
         Method::PATCH,
         "/A0api",
@@ -831,7 +859,12 @@ async fn registered_clients_get_service_tokens_for_their_own_scopes() {
     assert_eq!(active["scope"], "records:read");
     assert!(active.get("username").is_none());
     let (status, _, _) = app
-        .admin(&access, Method::GET, &format!("/institutions/{CLINIC}"), None)
+        .admin(
+            &access,
+            Method::GET,
+            &format!("/institutions/{CLINIC}"),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // Revocation has no grant to end: 200, and the token lives until it expires.

@@ -274,7 +274,9 @@ fn validate(
         },
     };
     let login_hint = map.get("login_hint").map(|h| h.chars().take(64).collect());
-    let step_up = map.get("acr_values").is_some_and(|v| demands_second_factor(v));
+    let step_up = map
+        .get("acr_values")
+        .is_some_and(|v| demands_second_factor(v));
     Ok(AuthorizationRequest {
         client_id: client.client_id.clone(),
         redirect_uri: map

@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use store::{AuditResult, NewAuditEvent};
 
 use super::error::{ErrorCode, TokenError};
-use super::token::{Params, authenticate_client, json_no_store, limit, single_valued};
 use super::machine::CREDENTIAL_CLAIM;
+use super::token::{Params, authenticate_client, json_no_store, limit, single_valued};
 use super::userinfo::{BearerError, Principal, verify_access_token};
 use crate::http::AppState;
 

@@ -135,11 +135,7 @@ pub fn machine_claims(account: &Account, scopes: &[String]) -> Map<String, Value
     if !with_institution.iter().any(|s| s == "institution") {
         with_institution.push("institution".to_owned());
     }
-    account_claims(
-        account,
-        account.institution_code.kind(),
-        &with_institution,
-    )
+    account_claims(account, account.institution_code.kind(), &with_institution)
 }
 
 /// A registered client's own token (`sub` = its client ID).
@@ -181,8 +177,13 @@ pub(crate) async fn service_token(
         "jti": Uuid::now_v7().to_string(),
         "scope": scopes.join(" "),
     });
-    let token = jwt::sign(&state.keys.current(), &client.signing_alg, "at+jwt", &claims)
-        .map_err(TokenError::server)?;
+    let token = jwt::sign(
+        &state.keys.current(),
+        &client.signing_alg,
+        "at+jwt",
+        &claims,
+    )
+    .map_err(TokenError::server)?;
     state
         .store
         .append_audit(NewAuditEvent {
@@ -230,7 +231,13 @@ mod tests {
 
     #[test]
     fn user_scopes_are_never_service_scopes() {
-        for scope in ["openid", "profile", "institution", "offline_access", "admin"] {
+        for scope in [
+            "openid",
+            "profile",
+            "institution",
+            "offline_access",
+            "admin",
+        ] {
             assert!(is_user_scope(scope), "{scope}");
         }
         assert!(!is_user_scope("records:read"));

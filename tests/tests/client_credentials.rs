@@ -453,7 +453,7 @@ async fn machine_tokens_carry_the_account(backend: Backend) {
     );
     assert!(w.account("A0api").await.last_login_at.unwrap() > first_login);
 
-    // The machine types all work; the other card types likewise.
+    // The other machine types work the same way.
     for (account_type, user_id) in [(LinkedApp, "R0app"), (CardReader, "F0cam")] {
         let secret = w.machine(account_type, user_id).await;
         let ok = token(app, &machine_id(user_id), &secret, true, &[]).await;

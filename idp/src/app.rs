@@ -47,11 +47,12 @@ impl Services {
             })?;
         store.migrate().await.context("cannot apply migrations")?;
         let sealer = Arc::new(Sealer::new(&kek)?);
+        let digester = Arc::new(SecretDigester::from_kek(&kek));
         let provisioner = Provisioner {
             store: store.clone(),
-            hasher: PasswordHasher::new(settings.password_hashing)?,
+            hasher: PasswordHasher::new(settings.password_hashing, digester.clone())?,
             sealer: sealer.clone(),
-            digester: Arc::new(SecretDigester::from_kek(&kek)),
+            digester,
             clock: clock.clone(),
             policy: Arc::new(settings.password.clone()),
         };

@@ -142,6 +142,14 @@ pub struct TokenSettings {
     pub refresh_idle_seconds: u32,
     /// A refresh token family ends this long after the sign-in that started it.
     pub refresh_absolute_seconds: u32,
+    /// JWS algorithm of machine accounts' access tokens (`client_credentials`): they have no
+    /// client registration to name one. RS256 (default), ES256 or EdDSA.
+    #[serde(default = "default_machine_signing_alg")]
+    pub machine_signing_alg: String,
+}
+
+fn default_machine_signing_alg() -> String {
+    "RS256".to_owned()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -312,6 +320,12 @@ impl Settings {
                 "must be at least tokens.refresh_idle_seconds and at most 31536000",
             ));
         }
+        if !crate::keys::ALGORITHMS.contains(&tokens.machine_signing_alg.as_str()) {
+            return Err(invalid(
+                "tokens.machine_signing_alg",
+                format!("must be one of {}", crate::keys::ALGORITHMS.join(", ")),
+            ));
+        }
         self.second_factor
             .otp
             .validate()
@@ -474,6 +488,16 @@ mod tests {
                 "tokens.refresh_absolute_seconds",
             ),
             ("SEKIMORI__KEYS__RELOAD_SECONDS", "0", "keys.reload_seconds"),
+            (
+                "SEKIMORI__TOKENS__MACHINE_SIGNING_ALG",
+                "HS256",
+                "tokens.machine_signing_alg",
+            ),
+            (
+                "SEKIMORI__PASSWORD__MAX_LENGTH",
+                "16",
+                "password.max_length",
+            ),
             ("SEKIMORI__DELIVERY__SMS", "carrier-pigeon", "delivery.sms"),
         ];
         for (var, value, key) in cases {

@@ -266,6 +266,30 @@ fn institutions_story(env: &Env) {
         "--public",
     ]);
     assert!(public.get("client_secret").is_none(), "{public}");
+    // A service client: client_credentials only, its own resource:action scopes, no redirect.
+    let service = env.ok(&[
+        "client",
+        "create",
+        "--client-id",
+        "batch",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "records:read records:write",
+    ]);
+    assert!(service["client_secret"].is_string(), "{service}");
+    let err = env.err(&[
+        "client",
+        "create",
+        "--client-id",
+        "spa2",
+        "--public",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "records:read",
+    ]);
+    assert!(err.contains("client.grant_type"), "{err}");
     let err = env.err(&[
         "client",
         "create",

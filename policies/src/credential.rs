@@ -85,6 +85,32 @@ pub const fn must_change_password(account_type: AccountType, state: PasswordStat
     account_type.is_human() && matches!(state, PasswordState::Initial)
 }
 
+/// Whether an account's secret is always system-generated (machine accounts) rather than chosen
+/// by a person. Machine accounts never change their secret themselves: an admin reset issues a
+/// new generated one. Their secrets are long ([`crate::password::INITIAL_LENGTH_MACHINE`]
+/// characters, ~140 bits), which is why they are stored with a keyed fast hash, not argon2id.
+pub const fn secret_is_generated(account_type: AccountType) -> bool {
+    account_type.is_machine()
+}
+
+/// How an account authenticates (SPEC §8): people on the login pages, machine accounts with the
+/// `client_credentials` grant (client ID `<user_id>@<institution_code>`, the secret as client
+/// secret). Neither may use the other's channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SignInChannel {
+    Pages,
+    ClientCredentials,
+}
+
+/// The one channel an account type signs in through.
+pub const fn sign_in_channel(account_type: AccountType) -> SignInChannel {
+    if account_type.is_machine() {
+        SignInChannel::ClientCredentials
+    } else {
+        SignInChannel::Pages
+    }
+}
+
 /// Whether a password in this state may sign in at all. An expired initial password may not:
 /// a superior must reset it.
 pub const fn may_sign_in(state: PasswordState) -> bool {
@@ -172,6 +198,17 @@ mod tests {
             PasswordState::Initial
         ));
         assert!(!may_sign_in(PasswordState::Expired));
+        // SPEC §8: machines use client_credentials, people the pages; machine secrets are
+        // generated, never chosen.
+        for t in AccountType::ALL {
+            let expected = if t.is_machine() {
+                SignInChannel::ClientCredentials
+            } else {
+                SignInChannel::Pages
+            };
+            assert_eq!(sign_in_channel(t), expected, "{t}");
+            assert_eq!(secret_is_generated(t), t.is_machine(), "{t}");
+        }
         assert_eq!(PasswordState::Expired.as_str(), "expired");
     }
 }

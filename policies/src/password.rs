@@ -32,6 +32,10 @@ pub const MAX_HISTORY_DEPTH: u32 = 24;
 /// `` ` ' " , . ; : - ~ ^ \ ¥ ``.
 pub const LOOK_ALIKES: &str = "0OoDQ1lIij|!SsZzB`'\",.;:-~^\\\u{a5}";
 
+/// Symbols left out of machine secrets because `application/x-www-form-urlencoded` decoding
+/// changes them.
+pub const FORM_SIGNIFICANT: &str = "+%&";
+
 /// How many offending characters a message names at most.
 const MAX_NAMED: usize = 5;
 
@@ -119,6 +123,14 @@ impl PasswordPolicy {
             return Err(format!(
                 "password.max_length must be between min_length ({}) and {MAX_LENGTH_CEILING} (got {})",
                 self.min_length, self.max_length
+            ));
+        }
+        if self.max_length < INITIAL_LENGTH_MACHINE {
+            // Machine secrets are generated at this length and stored with a fast keyed hash,
+            // which is sound only because they carry well over 128 bits.
+            return Err(format!(
+                "password.max_length must be at least {INITIAL_LENGTH_MACHINE}: machine account secrets are generated at that length (got {})",
+                self.max_length
             ));
         }
         if self.symbols.is_empty() {
@@ -260,7 +272,9 @@ impl PasswordPolicy {
     /// into `min_length..=max_length` if the profile demands it), drawn uniformly from letters,
     /// digits and symbols that are allowed and are not look-alikes ([`LOOK_ALIKES`]). The result
     /// always passes [`PasswordPolicy::check`] without a user ID: candidates are drawn uniformly
-    /// and rejected until one passes, so every compliant password is equally likely.
+    /// and rejected until one passes, so every compliant password is equally likely. Machine
+    /// secrets also leave out [`FORM_SIGNIFICANT`] (about 5.8 bits a character remain, ~140 bits
+    /// in all).
     pub fn generate_initial<R: RngCore + CryptoRng + ?Sized>(
         &self,
         account_type: AccountType,
@@ -272,7 +286,20 @@ impl PasswordPolicy {
             INITIAL_LENGTH_HUMAN
         };
         let len = base.clamp(self.min_length.min(self.max_length), self.max_length.max(1));
-        let pools = self.generator_pools();
+        let mut pools = self.generator_pools();
+        if account_type.is_machine() {
+            // A machine secret is sent as an OAuth client secret, often in HTTP Basic by clients
+            // that do not form-encode it (RFC 6749 §2.3.1 asks them to): leaving out the
+            // characters that form decoding changes makes both readings the same secret.
+            let kept: Vec<char> = pools[3]
+                .iter()
+                .copied()
+                .filter(|c| !FORM_SIGNIFICANT.contains(*c))
+                .collect();
+            if !kept.is_empty() {
+                pools[3] = kept;
+            }
+        }
         let alphabet: Vec<char> = pools.iter().flatten().copied().collect();
         let ctx = PasswordContext::default();
         for _ in 0..MAX_GENERATION_ATTEMPTS {
@@ -646,6 +673,14 @@ mod tests {
                 },
                 "max_length",
             ),
+            // Machine secrets need 24 characters (about 140 bits) for their fast keyed hash.
+            (
+                PasswordPolicy {
+                    max_length: 20,
+                    ..ok.clone()
+                },
+                "max_length",
+            ),
             (
                 PasswordPolicy {
                     symbols: String::new(),
@@ -732,6 +767,13 @@ mod tests {
                     "{p}"
                 );
             }
+        }
+        for _ in 0..200 {
+            let p = policy.generate_initial(AccountType::CardReader, &mut rng);
+            assert!(
+                p.chars().all(|c| !FORM_SIGNIFICANT.contains(c)),
+                "machine secrets survive form decoding: {p}"
+            );
         }
         let long = PasswordPolicy {
             min_length: 16,

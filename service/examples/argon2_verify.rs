@@ -4,7 +4,9 @@
 
 use std::time::Instant;
 
-use service::{HashingParams, PasswordHasher};
+use std::sync::Arc;
+
+use service::{HashingParams, PasswordHasher, SecretDigester};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -12,8 +14,9 @@ async fn main() {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(200);
-    let hasher =
-        PasswordHasher::new(HashingParams::default()).expect("default parameters are valid");
+    let digester = Arc::new(SecretDigester::from_kek(&[0u8; 32]));
+    let hasher = PasswordHasher::new(HashingParams::default(), digester)
+        .expect("default parameters are valid");
     let phc = hasher.hash("Sekimori#29x".into()).await.expect("hash");
     // Warm up the allocator and caches before measuring.
     for _ in 0..5 {

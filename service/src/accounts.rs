@@ -431,7 +431,7 @@ impl Admin {
         account_type: AccountType,
     ) -> Result<(Credential, String), ServiceError> {
         let password = self.policy.generate_initial(account_type, &mut rand::rng());
-        let hash = self.hasher.hash(password.clone()).await?;
+        let hash = self.hasher.hash_for(account_type, password.clone()).await?;
         let credential = Credential {
             hash,
             initial_issued_at: Some(self.clock.now()),

@@ -1,14 +1,20 @@
 //! Signing in with a password: the one place that decides whether an institution code, user ID
 //! and password open a session.
 //!
+//! Two channels share one path: the login pages (people, argon2id passwords, perhaps a second
+//! factor) and the `client_credentials` grant of machine accounts (generated secrets under a keyed
+//! HMAC). Each channel admits only its own account types (`policies::credential::sign_in_channel`);
+//! the other kind fails like an unknown account.
+//!
 //! Every failure looks the same to the caller's user (one generic message); the real reason goes
-//! to the audit log. Timing does not tell them apart either: an unknown institution or account
-//! costs a dummy argon2 verification, and the password of a locked or disabled account is still
-//! verified before the refusal.
+//! to the audit log. Timing does not tell them apart either: an unknown institution or account,
+//! or an account of the other channel, costs a dummy verification of the channel's own form
+//! (argon2id on the pages, HMAC for machines), and the secret of a locked or disabled account is
+//! still verified before the refusal.
 
 use std::sync::Arc;
 
-use policies::credential::{self, PasswordState};
+use policies::credential::{self, PasswordState, SignInChannel};
 use policies::lockout::{self, FailureDecision, LockState, LockoutPolicy};
 use policies::password::{self, PasswordContext, PasswordPolicy};
 use policies::usage::{self, LoginHours, UsageRefusal, UsageWindow};
@@ -37,6 +43,9 @@ pub enum FailureReason {
     Disabled,
     OutsideUsage(UsageRefusal),
     InitialPasswordExpired,
+    /// The account exists but signs in through the other channel: a machine account on the
+    /// login page, or a person's account at the `client_credentials` grant.
+    WrongAccountKind,
 }
 
 impl FailureReason {
@@ -51,6 +60,7 @@ impl FailureReason {
             FailureReason::Disabled => "disabled".into(),
             FailureReason::OutsideUsage(refusal) => refusal.rule().into(),
             FailureReason::InitialPasswordExpired => "initial_password_expired".into(),
+            FailureReason::WrongAccountKind => "wrong_account_kind".into(),
         }
     }
 }
@@ -69,6 +79,38 @@ pub enum SignIn {
     },
     Failure(FailureReason),
 }
+
+/// What the login page asks of a sign-in beyond the password.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PageSignIn<'a> {
+    /// Networks from which a password alone suffices (SPEC §7). `None`: the caller cannot show a
+    /// second-factor page, so none is asked for.
+    pub trusted_networks: Option<&'a [policies::Cidr]>,
+    /// The client demanded a second factor (`acr_values` step-up): it is required wherever the
+    /// person signs in from.
+    pub step_up: bool,
+}
+
+/// Which door a sign-in came through.
+#[derive(Debug, Clone, Copy)]
+enum Channel<'a> {
+    Page(PageSignIn<'a>),
+    /// The `client_credentials` grant of a machine account.
+    Machine,
+}
+
+impl Channel<'_> {
+    fn kind(&self) -> SignInChannel {
+        match self {
+            Channel::Page(_) => SignInChannel::Pages,
+            Channel::Machine => SignInChannel::ClientCredentials,
+        }
+    }
+}
+
+/// A machine account's `last_login_at` is written at most this often: one write per token would
+/// cost more than the token.
+const MACHINE_LAST_LOGIN_GRANULARITY: time::Duration = time::Duration::minutes(1);
 
 /// Whether an account may act at `now`: not deleted, enabled, and not locked under `policy`
 /// (a failure lock that has lapsed by auto-unlock no longer counts). Sessions, tokens and codes
@@ -116,9 +158,79 @@ impl Authenticator {
         trusted_networks: Option<&[policies::Cidr]>,
         ctx: &RequestContext,
     ) -> Result<SignIn, ServiceError> {
+        self.sign_in_on_page(
+            institution_code,
+            user_id,
+            password,
+            PageSignIn {
+                trusted_networks,
+                step_up: false,
+            },
+            ctx,
+        )
+        .await
+    }
+
+    /// Checks a password on the login page with the page's second-factor rule: required outside
+    /// the trusted networks, for institutions requiring it everywhere, and always on a step-up.
+    /// Machine accounts never sign in here (`WrongAccountKind`).
+    pub async fn sign_in_on_page(
+        &self,
+        institution_code: &str,
+        user_id: &str,
+        password: &str,
+        page: PageSignIn<'_>,
+        ctx: &RequestContext,
+    ) -> Result<SignIn, ServiceError> {
+        self.authenticate(
+            institution_code,
+            user_id,
+            password,
+            Channel::Page(page),
+            ctx,
+        )
+        .await
+    }
+
+    /// Checks a machine account's secret at the `client_credentials` grant (SPEC §8): the lock,
+    /// the enabled state, the usage dates and login hours apply, and a wrong secret counts toward
+    /// the lockout exactly like a failed sign-in. People's accounts fail (`WrongAccountKind`)
+    /// without their password being tried. On success the returned account carries its current
+    /// credential (upgraded to the HMAC form if it was still argon2id).
+    pub async fn authenticate_machine(
+        &self,
+        institution_code: &str,
+        user_id: &str,
+        secret: &str,
+        ctx: &RequestContext,
+    ) -> Result<SignIn, ServiceError> {
+        self.authenticate(institution_code, user_id, secret, Channel::Machine, ctx)
+            .await
+    }
+
+    /// Spends the time the channel's verification costs, for an attempt that names no account
+    /// of that channel.
+    async fn dummy_verify(&self, channel: Channel<'_>, secret: String) -> Result<(), ServiceError> {
+        match channel {
+            Channel::Page(_) => self.hasher.verify_dummy(secret).await,
+            Channel::Machine => {
+                self.hasher.verify_dummy_digest(&secret);
+                Ok(())
+            }
+        }
+    }
+
+    async fn authenticate(
+        &self,
+        institution_code: &str,
+        user_id: &str,
+        password: &str,
+        channel: Channel<'_>,
+        ctx: &RequestContext,
+    ) -> Result<SignIn, ServiceError> {
         let secret = password::canonical(password).into_owned();
         let Ok(code) = InstitutionCode::parse_for_login(institution_code) else {
-            self.hasher.verify_dummy(secret).await?;
+            self.dummy_verify(channel, secret).await?;
             return self
                 .fail(
                     None,
@@ -129,8 +241,8 @@ impl Authenticator {
                 )
                 .await;
         };
-        let Some(account) = self.store.find_account(&code, user_id).await? else {
-            self.hasher.verify_dummy(secret).await?;
+        let Some(mut account) = self.store.find_account(&code, user_id).await? else {
+            self.dummy_verify(channel, secret).await?;
             return self
                 .fail(
                     None,
@@ -141,9 +253,27 @@ impl Authenticator {
                 )
                 .await;
         };
+        if credential::sign_in_channel(account.account_type) != channel.kind() {
+            // The secret is not tried at all: this channel is no oracle for the other one, and
+            // its failures do not count toward the account's lockout.
+            self.dummy_verify(channel, secret).await?;
+            return self
+                .fail(
+                    Some(&account),
+                    code.as_str(),
+                    user_id,
+                    FailureReason::WrongAccountKind,
+                    ctx,
+                )
+                .await;
+        }
         let verified = self
             .hasher
-            .verify(secret.clone(), account.credential.hash.clone())
+            .verify_for(
+                account.account_type,
+                secret.clone(),
+                account.credential.hash.clone(),
+            )
             .await?;
         let now = self.clock.now();
         let institution = self.store.get_institution(&code).await?;
@@ -165,6 +295,7 @@ impl Authenticator {
             self.store
                 .set_lock(account.id, LockState::None, None)
                 .await?;
+            account.failed_attempts = 0;
         }
         if !verified.ok {
             let failures = self.store.record_failure(account.id).await?;
@@ -228,30 +359,43 @@ impl Authenticator {
                 .await;
         }
 
-        let second_factor_required = trusted_networks.is_some_and(|networks| {
-            policies::second_factor_required(
-                account.account_type,
-                ctx.ip.as_deref().and_then(|ip| ip.parse().ok()),
-                institution
-                    .as_ref()
-                    .is_some_and(|i| i.settings.second_factor_everywhere),
-                networks,
-            )
-        });
-        if !second_factor_required {
+        let second_factor_required = match channel {
+            Channel::Page(page) => {
+                page.step_up
+                    || page.trusted_networks.is_some_and(|networks| {
+                        policies::second_factor_required(
+                            account.account_type,
+                            ctx.ip.as_deref().and_then(|ip| ip.parse().ok()),
+                            institution
+                                .as_ref()
+                                .is_some_and(|i| i.settings.second_factor_everywhere),
+                            networks,
+                        )
+                    })
+            }
+            Channel::Machine => false,
+        };
+        let recently_recorded = account.failed_attempts == 0
+            && account
+                .last_login_at
+                .is_some_and(|at| now - at < MACHINE_LAST_LOGIN_GRANULARITY);
+        let record = match channel {
+            Channel::Page(_) => !second_factor_required,
+            Channel::Machine => !recently_recorded,
+        };
+        if record {
             self.store.record_success(account.id, now).await?;
         }
         if verified.needs_rehash {
-            let hash = self.hasher.hash(secret).await?;
+            let hash = self.hasher.hash_for(account.account_type, secret).await?;
+            let credential = Credential {
+                hash,
+                ..account.credential.clone()
+            };
             self.store
-                .set_credential(
-                    account.id,
-                    Credential {
-                        hash,
-                        ..account.credential.clone()
-                    },
-                )
+                .set_credential(account.id, credential.clone())
                 .await?;
+            account.credential = credential;
         }
         let must_change_password = credential::must_change_password(account.account_type, state);
         let kind = if second_factor_required {
@@ -259,13 +403,18 @@ impl Authenticator {
         } else {
             "login.success"
         };
+        let reason = match channel {
+            Channel::Page(page) if page.step_up => Some("step_up".to_owned()),
+            Channel::Page(_) => None,
+            Channel::Machine => Some("client_credentials".to_owned()),
+        };
         self.audit(
             Some(&account),
             code.as_str(),
             user_id,
             kind,
             AuditResult::Success,
-            None,
+            reason,
             ctx,
         )
         .await?;
@@ -297,6 +446,18 @@ impl Authenticator {
             .ok_or(ServiceError::NotFound)?;
         if account.deleted_at.is_some() {
             return Err(ServiceError::NotFound);
+        }
+        if credential::secret_is_generated(account.account_type) {
+            // A machine secret is always generated (an admin reset issues a new one); a chosen
+            // one would not carry the entropy its fast keyed hash relies on.
+            return Err(ServiceError::invalid(
+                "new_password",
+                vec![Violation::new(
+                    "password.machine_generated",
+                    "機械アカウントのパスワードは変更できません。管理者がリセットしてください。",
+                    "A machine account's password cannot be chosen; an admin resets it.",
+                )],
+            ));
         }
         if let Some(current) = current {
             let verified = self
@@ -358,7 +519,10 @@ impl Authenticator {
         if !violations.is_empty() {
             return Err(ServiceError::invalid("new_password", violations));
         }
-        let hash = self.hasher.hash(new_secret).await?;
+        let hash = self
+            .hasher
+            .hash_for(account.account_type, new_secret)
+            .await?;
         let now = self.clock.now();
         let credential = Credential {
             hash,

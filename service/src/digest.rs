@@ -1,5 +1,5 @@
-//! Keyed digests for system-generated, high-entropy secrets (client secrets, later machine
-//! account secrets).
+//! Keyed digests for system-generated, high-entropy secrets (client secrets and machine account
+//! secrets, see `hashing`).
 //!
 //! argon2id exists to slow down guessing of low-entropy, human-chosen passwords. A secret drawn
 //! from 256 bits of CSPRNG output cannot be guessed, so a slow hash buys nothing and would cap the
@@ -31,6 +31,21 @@ impl SecretDigester {
         Self {
             key: hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()),
         }
+    }
+
+    /// Whether `stored` is in this digest's form (`$hmac-sha256$v=1$…`).
+    pub fn is_digest(stored: &str) -> bool {
+        stored.starts_with(PREFIX)
+    }
+
+    /// A short keyed fingerprint of a stored credential, put into stateless tokens so that a
+    /// changed credential (a reset) invalidates them. Reveals nothing about the credential.
+    pub fn fingerprint(&self, stored: &str) -> String {
+        let mut input = Vec::with_capacity(stored.len() + 24);
+        input.extend_from_slice(b"sekimori/fingerprint/v1\0");
+        input.extend_from_slice(stored.as_bytes());
+        let tag = hmac::sign(&self.key, &input);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&tag.as_ref()[..16])
     }
 
     pub fn digest(&self, secret: &str) -> String {

@@ -1,17 +1,28 @@
-//! Password hashing with argon2id on a bounded blocking pool.
+//! Account secrets: argon2id on a bounded blocking pool for passwords people choose, and a keyed
+//! HMAC-SHA-256 ([`SecretDigester`]) for the system-generated secrets of machine accounts.
 //!
-//! Hashing is CPU-bound (~14 ms at the OWASP minimum), so it never runs on the async runtime:
+//! argon2id is CPU-bound (~14 ms at the OWASP minimum), so it never runs on the async runtime:
 //! each hash runs in `spawn_blocking`, and a semaphore caps the hashes in flight at the number of
 //! cores so a burst of sign-ins queues instead of oversubscribing the CPU.
+//!
+//! Machine accounts (`web_api`, `linked_app`, `card_reader`) never choose their secret: it is
+//! always the generator's 24-character form (about 140 bits), so offline guessing is infeasible
+//! whatever the hash, and argon2id would only cap their token endpoint at ~70 authentications per
+//! core per second. Their secrets are stored as `$hmac-sha256$v=1$…` under a key derived from the
+//! KEK (a stolen database alone allows no offline check). [`PasswordHasher::verify`] dispatches on
+//! the stored form, so an older argon2id hash of a machine account still verifies and is replaced
+//! by the HMAC form at its next successful use ([`Verified::needs_rehash`] from
+//! [`PasswordHasher::verify_for`]).
 
 use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use policies::AccountType;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use crate::ServiceError;
+use crate::{SecretDigester, ServiceError};
 
 /// argon2id cost parameters. The defaults are OWASP's minimum recommendation
 /// (m = 19 MiB, t = 2, p = 1).
@@ -84,6 +95,39 @@ pub struct PasswordHasher {
     /// A hash of a random password, verified against when an account does not exist so that the
     /// response time does not reveal whether it does.
     dummy: Arc<str>,
+    /// The keyed digest of machine secrets.
+    digester: Arc<SecretDigester>,
+    /// A digest of a random secret, the machine counterpart of `dummy`.
+    dummy_digest: Arc<str>,
+}
+
+/// How a stored secret was hashed, read from its self-describing prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashForm {
+    /// `$argon2id$…` (or any PHC string): a password a person chose.
+    Argon2,
+    /// `$hmac-sha256$v=1$…`: a system-generated machine secret.
+    Hmac,
+}
+
+impl HashForm {
+    pub fn of(stored: &str) -> Self {
+        if SecretDigester::is_digest(stored) {
+            HashForm::Hmac
+        } else {
+            HashForm::Argon2
+        }
+    }
+
+    /// The form an account type's secret is stored in: machine accounts only ever hold
+    /// system-generated secrets (`policies::credential::secret_is_generated`).
+    pub fn for_type(account_type: AccountType) -> Self {
+        if policies::credential::secret_is_generated(account_type) {
+            HashForm::Hmac
+        } else {
+            HashForm::Argon2
+        }
+    }
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -95,7 +139,7 @@ impl std::fmt::Debug for PasswordHasher {
 }
 
 impl PasswordHasher {
-    pub fn new(params: HashingParams) -> Result<Self, ServiceError> {
+    pub fn new(params: HashingParams, digester: Arc<SecretDigester>) -> Result<Self, ServiceError> {
         let argon2 = params.argon2()?;
         let permits = match params.max_in_flight {
             0 => std::thread::available_parallelism()
@@ -104,11 +148,14 @@ impl PasswordHasher {
             n => n,
         };
         let dummy = hash_with(&argon2, &crate::random::token())?;
+        let dummy_digest = digester.digest(&crate::random::token());
         Ok(Self {
             argon2,
             params,
             permits: Arc::new(Semaphore::new(permits)),
             dummy: dummy.into(),
+            digester,
+            dummy_digest: dummy_digest.into(),
         })
     }
 
@@ -116,23 +163,70 @@ impl PasswordHasher {
         self.params
     }
 
+    /// Hashes a password a person chose (or an initial password a person will replace) with
+    /// argon2id.
     pub async fn hash(&self, secret: String) -> Result<String, ServiceError> {
         let argon2 = self.argon2.clone();
         self.blocking(move || hash_with(&argon2, &secret)).await?
     }
 
-    /// Verifies in constant time. A malformed stored hash verifies as false.
-    pub async fn verify(&self, secret: String, phc: String) -> Result<Verified, ServiceError> {
+    /// Hashes the secret of an account of `account_type` in the form its type calls for:
+    /// HMAC-SHA-256 for machine accounts, argon2id for everyone else.
+    pub async fn hash_for(
+        &self,
+        account_type: AccountType,
+        secret: String,
+    ) -> Result<String, ServiceError> {
+        match HashForm::for_type(account_type) {
+            HashForm::Hmac => Ok(self.digester.digest(&secret)),
+            HashForm::Argon2 => self.hash(secret).await,
+        }
+    }
+
+    /// Verifies in constant time, dispatching on the stored form. A malformed stored hash
+    /// verifies as false. `needs_rehash` reports argon2id parameters other than the configured
+    /// ones; an HMAC digest never needs one.
+    pub async fn verify(&self, secret: String, stored: String) -> Result<Verified, ServiceError> {
+        if HashForm::of(&stored) == HashForm::Hmac {
+            return Ok(Verified {
+                ok: self.digester.verify(&secret, &stored),
+                needs_rehash: false,
+            });
+        }
         let argon2 = self.argon2.clone();
         let params = self.params;
-        self.blocking(move || verify_with(&argon2, params, &secret, &phc))
+        self.blocking(move || verify_with(&argon2, params, &secret, &stored))
             .await
     }
 
-    /// Spends the time of one verification and reports failure; used when the account is unknown.
+    /// [`Self::verify`] for the secret of an account of `account_type`: `needs_rehash` is also
+    /// set when the stored form is not the one the type calls for (an argon2id hash of a machine
+    /// account is upgraded to HMAC at its next successful use).
+    pub async fn verify_for(
+        &self,
+        account_type: AccountType,
+        secret: String,
+        stored: String,
+    ) -> Result<Verified, ServiceError> {
+        let wrong_form = HashForm::of(&stored) != HashForm::for_type(account_type);
+        let verified = self.verify(secret, stored).await?;
+        Ok(Verified {
+            ok: verified.ok,
+            needs_rehash: verified.ok && (verified.needs_rehash || wrong_form),
+        })
+    }
+
+    /// Spends the time of one argon2id verification and reports failure; used when the account
+    /// is unknown.
     pub async fn verify_dummy(&self, secret: String) -> Result<(), ServiceError> {
         let dummy = self.dummy.to_string();
         self.verify(secret, dummy).await.map(|_| ())
+    }
+
+    /// Spends the time of one HMAC verification; used on the machine channel when the client ID
+    /// names no machine account, so that timing does not reveal which exist.
+    pub fn verify_dummy_digest(&self, secret: &str) {
+        let _ = self.digester.verify(secret, &self.dummy_digest);
     }
 
     async fn blocking<T: Send + 'static>(
@@ -186,9 +280,13 @@ fn matches_params(hash: &PasswordHash<'_>, params: HashingParams) -> bool {
 mod tests {
     use super::*;
 
+    fn digester() -> Arc<SecretDigester> {
+        Arc::new(SecretDigester::from_kek(&[7u8; 32]))
+    }
+
     #[tokio::test]
     async fn hashes_verify_and_detect_parameter_changes() {
-        let hasher = PasswordHasher::new(HashingParams::default()).unwrap();
+        let hasher = PasswordHasher::new(HashingParams::default(), digester()).unwrap();
         let phc = hasher.hash("Correct#Horse9".into()).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert_eq!(
@@ -216,10 +314,13 @@ mod tests {
                 .ok
         );
 
-        let stronger = PasswordHasher::new(HashingParams {
-            iterations: 3,
-            ..HashingParams::default()
-        })
+        let stronger = PasswordHasher::new(
+            HashingParams {
+                iterations: 3,
+                ..HashingParams::default()
+            },
+            digester(),
+        )
         .unwrap();
         assert_eq!(
             stronger.verify("Correct#Horse9".into(), phc).await.unwrap(),
@@ -227,6 +328,90 @@ mod tests {
                 ok: true,
                 needs_rehash: true
             }
+        );
+    }
+
+    #[tokio::test]
+    async fn the_stored_form_follows_the_account_type_and_verification_dispatches_on_it() {
+        let hasher = PasswordHasher::new(HashingParams::default(), digester()).unwrap();
+        let secret = "Kx7#mPq2@Rt9$Wv4%Yb6&Nc3";
+        for t in AccountType::ALL {
+            let stored = hasher.hash_for(t, secret.into()).await.unwrap();
+            let expected = if t.is_machine() {
+                "$hmac-sha256$v=1$"
+            } else {
+                "$argon2id$"
+            };
+            assert!(stored.starts_with(expected), "{t}: {stored}");
+            assert_eq!(HashForm::of(&stored), HashForm::for_type(t), "{t}");
+            let right = hasher
+                .verify_for(t, secret.into(), stored.clone())
+                .await
+                .unwrap();
+            assert_eq!(
+                right,
+                Verified {
+                    ok: true,
+                    needs_rehash: false
+                },
+                "{t}"
+            );
+            let wrong = hasher
+                .verify_for(t, "Kx7#mPq2@Rt9$Wv4%Yb6&Nc4".into(), stored)
+                .await
+                .unwrap();
+            assert!(!wrong.ok && !wrong.needs_rehash, "{t}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_argon2_hash_of_a_machine_account_verifies_and_asks_for_the_hmac_form() {
+        let hasher = PasswordHasher::new(HashingParams::default(), digester()).unwrap();
+        let secret = "Kx7#mPq2@Rt9$Wv4%Yb6&Nc3";
+        let legacy = hasher.hash(secret.into()).await.unwrap();
+        let verified = hasher
+            .verify_for(AccountType::WebApi, secret.into(), legacy.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            verified,
+            Verified {
+                ok: true,
+                needs_rehash: true
+            }
+        );
+        // A wrong secret never asks for a rehash, and a person's argon2 hash stays as it is.
+        assert!(
+            !hasher
+                .verify_for(AccountType::WebApi, "nope".into(), legacy.clone())
+                .await
+                .unwrap()
+                .needs_rehash
+        );
+        assert!(
+            !hasher
+                .verify_for(AccountType::General, secret.into(), legacy)
+                .await
+                .unwrap()
+                .needs_rehash
+        );
+        // A digest under another key does not verify.
+        let other = PasswordHasher::new(
+            HashingParams::default(),
+            Arc::new(SecretDigester::from_kek(&[8u8; 32])),
+        )
+        .unwrap();
+        let foreign = other
+            .hash_for(AccountType::CardReader, secret.into())
+            .await
+            .unwrap();
+        assert!(!hasher.verify(secret.into(), foreign).await.unwrap().ok);
+        assert!(
+            !hasher
+                .verify(secret.into(), "$hmac-sha256$v=1$!!".into())
+                .await
+                .unwrap()
+                .ok
         );
     }
 

@@ -1,8 +1,9 @@
 //! Creating institutions, operators and clients: the bootstrap and CLI use cases, shared later
 //! with the admin API.
 //!
-//! Every initial password is generated here by the policy's generator, hashed with argon2id,
-//! sealed with the KEK for the ID/password notice, and returned once to the caller.
+//! Every initial password is generated here by the policy's generator, hashed (argon2id, or the
+//! keyed HMAC for machine accounts, see `hashing`), sealed with the KEK for the ID/password
+//! notice, and returned once to the caller.
 
 use std::sync::Arc;
 
@@ -94,6 +95,20 @@ pub const KNOWN_SCOPES: &[&str] = &[
     "offline_access",
     "admin",
 ];
+/// Whether `scope` is a service scope: a client's own API scope, granted only to its
+/// `client_credentials` tokens. Written `resource:action` (a colon is required, so a mistyped
+/// user scope is refused rather than taken for one): 3-64 of `[A-Za-z0-9._:/-]`, not starting or
+/// ending with the colon.
+pub fn is_service_scope(scope: &str) -> bool {
+    (3..=64).contains(&scope.len())
+        && scope.contains(':')
+        && !scope.starts_with(':')
+        && !scope.ends_with(':')
+        && scope
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:/-".contains(&b))
+}
+
 /// Grant types a client may be registered with.
 pub const KNOWN_GRANTS: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
 /// JWS algorithms a client may ask for.
@@ -306,7 +321,7 @@ impl Provisioner {
                 .to_owned()
         };
         let password = self.policy.generate_initial(account_type, &mut rand::rng());
-        let hash = self.hasher.hash(password.clone()).await?;
+        let hash = self.hasher.hash_for(account_type, password.clone()).await?;
         let id = Uuid::now_v7();
         let now = self.clock.now();
         let account = NewAccount {
@@ -411,15 +426,15 @@ fn validate_client(input: &NewClientInput) -> Result<(), ServiceError> {
         }
     }
     for scope in &input.scopes {
-        if !KNOWN_SCOPES.contains(&scope.as_str()) {
+        if !KNOWN_SCOPES.contains(&scope.as_str()) && !is_service_scope(scope) {
             return Err(client_violation(
                 "client.scope",
                 format!(
-                    "不明なスコープ {scope:?}（使用可能: {}）",
+                    "不明なスコープ {scope:?}（使用可能: {}、またはクライアント自身のAPIスコープ resource:action）",
                     KNOWN_SCOPES.join(" ")
                 ),
                 format!(
-                    "unknown scope {scope:?} (known: {})",
+                    "unknown scope {scope:?} (known: {}, or the client's own API scopes written resource:action)",
                     KNOWN_SCOPES.join(" ")
                 ),
             ));
@@ -505,7 +520,19 @@ fn check_uri(uri: &str) -> Result<(), &'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_uri;
+    use super::{check_uri, is_service_scope};
+
+    #[test]
+    fn service_scopes_need_a_colon_and_a_small_alphabet() {
+        for ok in ["records:read", "karte/v1:write", "api.example:x"] {
+            assert!(is_service_scope(ok), "{ok}");
+        }
+        for bad in [
+            "profil", ":read", "read:", "a b:c", "x:", "é:read", "openid",
+        ] {
+            assert!(!is_service_scope(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn redirect_uris_must_be_absolute_https_or_loopback() {

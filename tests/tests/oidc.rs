@@ -11,7 +11,9 @@ use openidconnect::{
     RedirectUrl, Scope, TokenResponse,
 };
 use reqwest::StatusCode;
-use sekimori_tests::{Backend, Browser, Page, TestApp, spawn_app, urlencode};
+use sekimori_tests::{
+    Backend, Browser, Page, TestApp, spawn_app, spawn_with, test_settings, urlencode,
+};
 use serde_json::Value;
 
 const CLINIC: &str = "1312345678";
@@ -1185,4 +1187,131 @@ fn start_offline(rp: &Rp) -> Started {
         nonce,
         verifier,
     }
+}
+
+/// The ID token of an authorization that ended on `page` (a redirect back with a code).
+async fn id_token_after(app: &TestApp, page: &Page, secret: &str) -> Value {
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let code = page.redirect_param("code").expect("code");
+    let (status, _, body) = token_request(
+        app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+        ],
+        Some(("rp", secret)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    payload(body["id_token"].as_str().unwrap())
+}
+
+#[tokio::test]
+async fn acr_values_step_up_to_a_second_factor_even_on_a_trusted_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(&dir);
+    settings.second_factor.trusted_networks = vec![policies::Cidr::parse("127.0.0.0/8").unwrap()];
+    let Some(app) = spawn_with(Backend::Sqlite, dir, settings).await else {
+        return;
+    };
+    let created = app.institution(CLINIC).await;
+    let secret = app.client("rp", REDIRECT, false, "RS256").await.unwrap();
+    let authorize = |extra: &str| {
+        format!(
+            "{}/authorize?response_type=code&client_id=rp&redirect_uri={}&scope=openid&state=s1&nonce=n1{extra}",
+            app.base,
+            urlencode(REDIRECT)
+        )
+    };
+    let mut browser = Browser::new();
+
+    // From the trusted network a password is enough: acr password, amr [pwd].
+    let login = browser.get(&authorize("")).await;
+    let change = browser
+        .login(
+            &app.base,
+            &login,
+            CLINIC,
+            "mst01",
+            &created.master.initial_password,
+        )
+        .await;
+    let done = browser
+        .change_password(&app.base, &change, NEW_PASSWORD, NEW_PASSWORD)
+        .await;
+    let id = id_token_after(&app, &done, &secret).await;
+    assert_eq!(id["acr"], "urn:sekimori:acr:password");
+    assert_eq!(id["amr"], serde_json::json!(["pwd"]));
+    let first_auth_time = id["auth_time"].as_i64().unwrap();
+
+    // acr_values demands the second factor: the password-only session does not do, and the new
+    // sign-in asks for a code although the network is trusted.
+    let step_up = "&acr_values=urn%3Asekimori%3Aacr%3Amfa";
+    let login = browser.get(&authorize(step_up)).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    assert!(login.body.contains("name=\"password\""));
+    // Listing the password level too keeps the session (a voluntary request).
+    let relaxed = browser
+        .get(&authorize(
+            "&acr_values=urn%3Asekimori%3Aacr%3Amfa%20urn%3Asekimori%3Aacr%3Apassword",
+        ))
+        .await;
+    assert_eq!(relaxed.status, StatusCode::SEE_OTHER);
+    app.clock.advance(time::Duration::minutes(2));
+    let sent_before = app.outbox().len();
+    let second = browser
+        .login(&app.base, &login, CLINIC, "mst01", NEW_PASSWORD)
+        .await;
+    assert!(
+        second.body.contains("/login/second-factor/enroll")
+            || second.body.contains("/second-factor/verify"),
+        "a second factor is asked for: {}",
+        second.body
+    );
+    let done = browser
+        .second_factor(&app.base, &app.settings.outbox.path, second)
+        .await;
+    assert!(app.outbox().len() > sent_before, "a code went out");
+    let id = id_token_after(&app, &done, &secret).await;
+    assert_eq!(id["acr"], "urn:sekimori:acr:mfa");
+    assert_eq!(id["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+    assert!(id["auth_time"].as_i64().unwrap() > first_auth_time);
+
+    // The stepped-up session satisfies the next request at once...
+    let again = browser.get(&authorize(step_up)).await;
+    let id = id_token_after(&app, &again, &secret).await;
+    assert_eq!(id["acr"], "urn:sekimori:acr:mfa");
+
+    // ...unless max_age asks for a fresher one: password and a new code again.
+    app.clock.advance(time::Duration::minutes(2));
+    let login = browser
+        .get(&authorize(&format!("{step_up}&max_age=60")))
+        .await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    let code_page = browser
+        .login(&app.base, &login, CLINIC, "mst01", NEW_PASSWORD)
+        .await;
+    assert!(
+        code_page.body.contains("/second-factor/verify"),
+        "{}",
+        code_page.body
+    );
+    let done = browser
+        .second_factor(&app.base, &app.settings.outbox.path, code_page)
+        .await;
+    let fresh = id_token_after(&app, &done, &secret).await;
+    assert_eq!(fresh["acr"], "urn:sekimori:acr:mfa");
+    assert!(fresh["auth_time"].as_i64().unwrap() > id["auth_time"].as_i64().unwrap());
+
+    // Discovery lists the acr values and the grants.
+    let (_, doc) = app.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(
+        doc["acr_values_supported"],
+        serde_json::json!(["urn:sekimori:acr:password", "urn:sekimori:acr:mfa"])
+    );
+    assert_eq!(
+        doc["grant_types_supported"],
+        serde_json::json!(["authorization_code", "refresh_token", "client_credentials"])
+    );
 }

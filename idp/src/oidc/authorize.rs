@@ -118,6 +118,7 @@ async fn authorize(state: AppState, headers: HeaderMap, params: Params) -> Respo
             && request
                 .max_age
                 .is_none_or(|max_age| now - live.session.auth_time <= Duration::seconds(max_age))
+            && (!request.step_up || live.session.amr.iter().any(|a| a == "mfa"))
     });
     match usable {
         Some(live) => match issue_code(&state, &live.account, &live.session, &request).await {
@@ -273,6 +274,9 @@ fn validate(
         },
     };
     let login_hint = map.get("login_hint").map(|h| h.chars().take(64).collect());
+    let step_up = map
+        .get("acr_values")
+        .is_some_and(|v| demands_second_factor(v));
     Ok(AuthorizationRequest {
         client_id: client.client_id.clone(),
         redirect_uri: map
@@ -285,7 +289,16 @@ fn validate(
         code_challenge: challenge,
         max_age,
         login_hint,
+        step_up,
     })
+}
+
+/// Whether `acr_values` (a space-separated preference list, OpenID Connect Core §3.1.2.1)
+/// demands a second factor: it names [`ACR_MFA`] and does not accept [`ACR_PASSWORD`]. Values
+/// this provider does not know are ignored, as for any voluntary claim request.
+fn demands_second_factor(acr_values: &str) -> bool {
+    let values: Vec<&str> = acr_values.split(' ').filter(|s| !s.is_empty()).collect();
+    values.contains(&ACR_MFA) && !values.contains(&ACR_PASSWORD)
 }
 
 /// Issues a code for a signed-in account and redirects back to the client.
@@ -374,4 +387,25 @@ fn server_error(state: &AppState, locale: Locale, err: impl std::fmt::Display) -
     state
         .pages
         .error(StatusCode::INTERNAL_SERVER_ERROR, locale, "server_error")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acr_values_demand_a_second_factor_only_when_a_password_alone_is_not_accepted() {
+        let rows: &[(&str, bool)] = &[
+            ("urn:sekimori:acr:mfa", true),
+            (" urn:sekimori:acr:mfa  ", true),
+            ("urn:example:other urn:sekimori:acr:mfa", true),
+            ("urn:sekimori:acr:mfa urn:sekimori:acr:password", false),
+            ("urn:sekimori:acr:password", false),
+            ("urn:example:other", false),
+            ("", false),
+        ];
+        for (value, expected) in rows {
+            assert_eq!(demands_second_factor(value), *expected, "{value:?}");
+        }
+    }
 }

@@ -2,9 +2,11 @@
 //!
 //! Both need an authenticated confidential client: resource servers register as clients.
 //! Introspection answers `{"active": false}` for anything that is not a live access token of this
-//! provider, without saying why. Revocation answers 200 whatever the token was (RFC 7009 §2.2)
-//! and revokes only tokens issued to the calling client; the token's whole grant is revoked, so
-//! every token issued with it stops working at once.
+//! provider, without saying why; it covers grant tokens, machine account tokens and clients'
+//! service tokens. Revocation answers 200 whatever the token was (RFC 7009 §2.2) and revokes
+//! only grant tokens issued to the calling client; the token's whole grant is revoked, so every
+//! token issued with it stops working at once. `client_credentials` tokens are stateless: they
+//! end by expiry, or at once when the machine account is locked, disabled, deleted or reset.
 
 use axum::Form;
 use axum::extract::State;
@@ -14,8 +16,9 @@ use serde_json::{Value, json};
 use store::{AuditResult, NewAuditEvent};
 
 use super::error::{ErrorCode, TokenError};
+use super::machine::CREDENTIAL_CLAIM;
 use super::token::{Params, authenticate_client, json_no_store, limit, single_valued};
-use super::userinfo::{BearerError, verify_access_token};
+use super::userinfo::{BearerError, Principal, verify_access_token};
 use crate::http::AppState;
 
 async fn confidential_client(
@@ -50,18 +53,18 @@ pub async fn introspect(
     };
     match verify_access_token(&state, &token).await {
         Ok(verified) => {
+            let username = verified
+                .account()
+                .map(|a| format!("{}@{}", a.user_id, a.institution_code));
             let mut body = verified.claims;
             let object = body.as_object_mut().expect("JWT claims are an object");
             object.remove("gid");
+            object.remove(CREDENTIAL_CLAIM);
             object.insert("active".into(), Value::Bool(true));
             object.insert("token_type".into(), json!("Bearer"));
-            object.insert(
-                "username".into(),
-                json!(format!(
-                    "{}@{}",
-                    verified.account.user_id, verified.account.institution_code
-                )),
-            );
+            if let Some(username) = username {
+                object.insert("username".into(), json!(username));
+            }
             json_no_store(body)
         }
         Err(BearerError::Server(e)) => TokenError::server(e).into_response(),
@@ -84,14 +87,17 @@ pub async fn revoke(
         // Invalid, expired or already revoked: nothing to do, and nothing to tell.
         Err(_) => return StatusCode::OK.into_response(),
     };
-    if verified.grant.client_id != client.client_id {
+    // Stateless client_credentials tokens have no grant to revoke; they expire.
+    let Principal::Grant { grant, account } = &verified.principal else {
+        return StatusCode::OK.into_response();
+    };
+    if grant.client_id != client.client_id {
         return StatusCode::OK.into_response();
     }
     let now = state.clock.now();
-    if let Err(e) = state.store.revoke_grant(verified.grant.id, now).await {
+    if let Err(e) = state.store.revoke_grant(grant.id, now).await {
         return TokenError::server(e).into_response();
     }
-    let account = &verified.account;
     let event = NewAuditEvent {
         at: now,
         kind: "token.revoke".into(),

@@ -6,6 +6,7 @@ pub mod error;
 pub mod introspect;
 pub mod jwt;
 pub mod logout;
+pub mod machine;
 pub mod request;
 pub mod token;
 pub mod userinfo;

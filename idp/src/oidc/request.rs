@@ -20,6 +20,11 @@ pub struct AuthorizationRequest {
     pub code_challenge: Option<String>,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
+    /// `acr_values` demanded a second factor (`urn:sekimori:acr:mfa` without the password
+    /// level): only a session with a second factor will do, and a new sign-in asks for one
+    /// wherever the person is.
+    #[serde(default)]
+    pub step_up: bool,
 }
 
 /// Seals a value for a hidden form field: AES-GCM under the KEK, bound to `purpose`.

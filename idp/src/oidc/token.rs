@@ -1,12 +1,13 @@
 //! The token endpoint (RFC 6749 §3.2, §4.1.3; OpenID Connect Core §3.1.3): client
-//! authentication and the authorization code grant. ID tokens and RFC 9068 access tokens are
-//! signed with the client's algorithm.
+//! authentication, the authorization code and refresh token grants, and `client_credentials`
+//! (in `machine`). ID tokens and RFC 9068 access tokens are signed with the client's algorithm.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use axum::Form;
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -20,7 +21,7 @@ use time::Duration;
 use uuid::Uuid;
 
 use super::error::{ErrorCode, TokenError};
-use super::{account_claims, hash_handle, jwt};
+use super::{account_claims, hash_handle, jwt, machine};
 use crate::http::AppState;
 
 pub(crate) type Params = Vec<(String, String)>;
@@ -49,10 +50,12 @@ pub(crate) fn json_no_store(body: Value) -> Response {
 
 pub async fn token(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(params): Form<Params>,
 ) -> Response {
-    match handle(&state, &headers, &params).await {
+    let ctx = crate::pages::login::request_context(&headers, peer);
+    match handle(&state, &headers, &params, &ctx).await {
         Ok(body) => json_no_store(body),
         Err(err) => err.into_response(),
     }
@@ -62,13 +65,44 @@ async fn handle(
     state: &AppState,
     headers: &HeaderMap,
     params: &Params,
+    ctx: &service::authentication::RequestContext,
 ) -> Result<Value, TokenError> {
     let map = single_valued(params)?;
-    let client = authenticate_client(state, headers, &map).await?;
+    let presented = presented_credentials(headers, &map)?;
+    if machine::split_client_id(&presented.client_id).is_some() {
+        // A machine account (SPEC §8): only client_credentials, decided by the authenticator.
+        limit(state, &presented.client_id).await?;
+        return match map.get("grant_type").copied() {
+            Some("client_credentials") => {
+                machine::machine_token(
+                    state,
+                    ctx,
+                    &presented.client_id,
+                    presented.secret.as_deref(),
+                    &map,
+                )
+                .await
+            }
+            Some("authorization_code" | "refresh_token") => Err(TokenError::new(
+                ErrorCode::UnauthorizedClient,
+                "machine accounts use client_credentials only",
+            )),
+            Some(_) => Err(TokenError::new(
+                ErrorCode::UnsupportedGrantType,
+                "this grant type is not supported",
+            )),
+            None => Err(TokenError::new(
+                ErrorCode::InvalidRequest,
+                "grant_type is required",
+            )),
+        };
+    }
+    let client = authenticate_presented(state, presented).await?;
     limit(state, &client.client_id).await?;
     match map.get("grant_type").copied() {
         Some("authorization_code") => authorization_code(state, &client, &map).await,
         Some("refresh_token") => refresh_token(state, &client, &map).await,
+        Some("client_credentials") => machine::service_token(state, &client, &map).await,
         Some(_) => Err(TokenError::new(
             ErrorCode::UnsupportedGrantType,
             "this grant type is not supported",
@@ -98,8 +132,14 @@ pub(crate) async fn limit(state: &AppState, client_id: &str) -> Result<(), Token
     }
 }
 
-const BAD_CLIENT: TokenError =
+pub(crate) const BAD_CLIENT: TokenError =
     TokenError::new(ErrorCode::InvalidClient, "client authentication failed");
+
+/// The client credentials of a request, not yet checked.
+pub(crate) struct Presented {
+    pub client_id: String,
+    pub secret: Option<String>,
+}
 
 /// `client_secret_basic`, `client_secret_post`, or `none` for public clients (RFC 6749 §2.3).
 pub(crate) async fn authenticate_client(
@@ -107,6 +147,15 @@ pub(crate) async fn authenticate_client(
     headers: &HeaderMap,
     map: &HashMap<&str, &str>,
 ) -> Result<Client, TokenError> {
+    let presented = presented_credentials(headers, map)?;
+    authenticate_presented(state, presented).await
+}
+
+/// Reads the client ID and secret from HTTP Basic or the form, refusing two methods at once.
+pub(crate) fn presented_credentials(
+    headers: &HeaderMap,
+    map: &HashMap<&str, &str>,
+) -> Result<Presented, TokenError> {
     let basic = match headers.get(header::AUTHORIZATION) {
         Some(value) => Some(parse_basic(value).ok_or(BAD_CLIENT)?),
         None => None,
@@ -132,6 +181,15 @@ pub(crate) async fn authenticate_client(
             )
         }
     };
+    Ok(Presented { client_id, secret })
+}
+
+/// Checks presented credentials against the registered clients.
+pub(crate) async fn authenticate_presented(
+    state: &AppState,
+    presented: Presented,
+) -> Result<Client, TokenError> {
+    let Presented { client_id, secret } = presented;
     let client = state
         .store
         .get_client(&client_id)

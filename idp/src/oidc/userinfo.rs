@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{account_claims, jwt};
+use super::{account_claims, jwt, machine};
 use crate::http::AppState;
 
 pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -25,6 +25,10 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Resp
         Err(BearerError::Invalid) => challenge(
             StatusCode::UNAUTHORIZED,
             "Bearer realm=\"sekimori\", error=\"invalid_token\", error_description=\"the access token is invalid, expired or revoked\"",
+        ),
+        Err(BearerError::InsufficientScope) => challenge(
+            StatusCode::FORBIDDEN,
+            "Bearer realm=\"sekimori\", error=\"insufficient_scope\", error_description=\"a client's own token has no user to describe\"",
         ),
         Err(BearerError::Server(e)) => {
             tracing::error!(error = %e, "userinfo failed");
@@ -48,18 +52,46 @@ fn challenge(status: StatusCode, value: &'static str) -> Response {
 pub enum BearerError {
     Missing,
     Invalid,
+    /// A valid token that cannot be used here (a client's own service token at userinfo).
+    InsufficientScope,
     Server(store::StoreError),
 }
 
-/// A verified access token: its claims, the grant it belongs to and the account, all still live.
+/// Who a verified access token stands for.
+pub enum Principal {
+    /// A person's (or operator's) token from an authorization code or refresh: its grant and
+    /// account, both still live.
+    Grant {
+        grant: store::Grant,
+        account: store::Account,
+    },
+    /// A machine account's `client_credentials` token; the account may still act and holds the
+    /// credential the token was issued under.
+    Machine { account: store::Account },
+    /// A registered client's own `client_credentials` token; the client is still registered for
+    /// the grant.
+    Service { client: store::Client },
+}
+
+/// A verified access token: its claims, its scopes and what it stands for.
 pub struct Verified {
     pub claims: Value,
-    pub grant: store::Grant,
-    pub account: store::Account,
+    pub scopes: Vec<String>,
+    pub principal: Principal,
+}
+
+impl Verified {
+    /// The account behind the token, if it stands for one.
+    pub fn account(&self) -> Option<&store::Account> {
+        match &self.principal {
+            Principal::Grant { account, .. } | Principal::Machine { account } => Some(account),
+            Principal::Service { .. } => None,
+        }
+    }
 }
 
 /// Verifies a Bearer access token issued by this provider: signature, type, issuer, audience,
-/// expiry, and that its grant is not revoked and its account may still act.
+/// expiry, and that what it stands for is still live.
 pub async fn verify_bearer(state: &AppState, headers: &HeaderMap) -> Result<Verified, BearerError> {
     let value = headers
         .get(header::AUTHORIZATION)
@@ -73,7 +105,10 @@ pub async fn verify_bearer(state: &AppState, headers: &HeaderMap) -> Result<Veri
 }
 
 /// Verifies an access token issued by this provider: signature, type, issuer, audience, expiry,
-/// and that its grant is not revoked and its account may still act.
+/// and then by kind: a grant token's grant is not revoked and its account may still act; a
+/// machine token's account may still act and still holds the credential the token was issued
+/// under (a lock, disable, delete or reset ends it); a service token's client still allows the
+/// grant and the scopes.
 pub async fn verify_access_token(state: &AppState, token: &str) -> Result<Verified, BearerError> {
     let claims =
         jwt::verify(&state.keys.current(), token, "at+jwt").map_err(|_| BearerError::Invalid)?;
@@ -90,41 +125,102 @@ pub async fn verify_access_token(state: &AppState, token: &str) -> Result<Verifi
     {
         return Err(BearerError::Invalid);
     }
-    let grant_id = str_claim("gid")
-        .and_then(|g| Uuid::parse_str(g).ok())
-        .ok_or(BearerError::Invalid)?;
-    let grant = state
+    let sub = str_claim("sub").ok_or(BearerError::Invalid)?;
+    let scopes: Vec<String> = str_claim("scope")
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if let Some(gid) = str_claim("gid") {
+        let grant_id = Uuid::parse_str(gid).map_err(|_| BearerError::Invalid)?;
+        let grant = state
+            .store
+            .get_grant(grant_id)
+            .await
+            .map_err(BearerError::Server)?
+            .ok_or(BearerError::Invalid)?;
+        if grant.revoked_at.is_some() || sub != grant.account_id.to_string() {
+            return Err(BearerError::Invalid);
+        }
+        let account = live_account(state, grant.account_id, now).await?;
+        let scopes = grant.scopes.clone();
+        return Ok(Verified {
+            claims,
+            scopes,
+            principal: Principal::Grant { grant, account },
+        });
+    }
+    let client_id = str_claim("client_id").ok_or(BearerError::Invalid)?;
+    if let Some((user_id, institution_code)) = machine::split_client_id(client_id) {
+        let account_id = Uuid::parse_str(sub).map_err(|_| BearerError::Invalid)?;
+        let account = live_account(state, account_id, now).await?;
+        let fingerprint = state.digester.fingerprint(&account.credential.hash);
+        if account.user_id != user_id
+            || account.institution_code.as_str() != institution_code
+            || !account.account_type.is_machine()
+            || str_claim(machine::CREDENTIAL_CLAIM) != Some(fingerprint.as_str())
+        {
+            return Err(BearerError::Invalid);
+        }
+        return Ok(Verified {
+            claims,
+            scopes,
+            principal: Principal::Machine { account },
+        });
+    }
+    let client = state
         .store
-        .get_grant(grant_id)
+        .get_client(client_id)
         .await
         .map_err(BearerError::Server)?
         .ok_or(BearerError::Invalid)?;
-    if grant.revoked_at.is_some() || str_claim("sub") != Some(grant.account_id.to_string().as_str())
-    {
+    let still_allowed = sub == client.client_id
+        && !client.is_public()
+        && client.grant_types.iter().any(|g| g == "client_credentials")
+        && scopes
+            .iter()
+            .all(|s| !machine::is_user_scope(s) && client.scopes.contains(s));
+    if !still_allowed {
         return Err(BearerError::Invalid);
     }
+    Ok(Verified {
+        claims,
+        scopes,
+        principal: Principal::Service { client },
+    })
+}
+
+/// The account, if it exists and may still act at `now`.
+async fn live_account(
+    state: &AppState,
+    id: Uuid,
+    now: time::OffsetDateTime,
+) -> Result<store::Account, BearerError> {
     let account = state
         .store
-        .get_account(grant.account_id)
+        .get_account(id)
         .await
         .map_err(BearerError::Server)?
         .ok_or(BearerError::Invalid)?;
     if !service::authentication::may_act(&account, now, &state.settings.lockout) {
         return Err(BearerError::Invalid);
     }
-    Ok(Verified {
-        claims,
-        grant,
-        account,
-    })
+    Ok(account)
 }
 
 async fn claims(state: &AppState, headers: &HeaderMap) -> Result<Value, BearerError> {
     let verified = verify_bearer(state, headers).await?;
-    let kind = verified.account.institution_code.kind();
-    Ok(Value::Object(account_claims(
-        &verified.account,
-        kind,
-        &verified.grant.scopes,
-    )))
+    match &verified.principal {
+        Principal::Grant { account, grant } => Ok(Value::Object(account_claims(
+            account,
+            account.institution_code.kind(),
+            &grant.scopes,
+        ))),
+        Principal::Machine { account } => Ok(Value::Object(machine::machine_claims(
+            account,
+            &verified.scopes,
+        ))),
+        Principal::Service { .. } => Err(BearerError::InsufficientScope),
+    }
 }

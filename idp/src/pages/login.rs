@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 use service::ServiceError;
-use service::authentication::{RequestContext, SignIn};
+use service::authentication::{PageSignIn, RequestContext, SignIn};
 use time::Duration;
 use uuid::Uuid;
 
@@ -178,13 +178,17 @@ pub async fn submit(
         return limited;
     }
     let ctx = request_context(&headers, peer);
+    let step_up = matches!(&next, Continuation::Authorize(request) if request.step_up);
     let outcome = match state
         .authenticator
-        .sign_in_interactive(
+        .sign_in_on_page(
             &form.institution_code,
             &form.user_id,
             &form.password,
-            Some(&state.settings.second_factor.trusted_networks),
+            PageSignIn {
+                trusted_networks: Some(&state.settings.second_factor.trusted_networks),
+                step_up,
+            },
             &ctx,
         )
         .await

@@ -304,7 +304,13 @@ async fn authorization_code(
     {
         let absolute =
             now + Duration::seconds(i64::from(state.settings.tokens.refresh_absolute_seconds));
-        let refresh = issue_refresh_token(state, &account, &grant, absolute).await?;
+        let version = state
+            .store
+            .get_institution(&account.institution_code)
+            .await
+            .map_err(TokenError::server)?
+            .map_or(0, |i| i.settings_version);
+        let refresh = issue_refresh_token(state, &grant, version, absolute).await?;
         body["refresh_token"] = Value::String(refresh);
     }
     audit(
@@ -319,21 +325,16 @@ async fn authorization_code(
     Ok(body)
 }
 
-/// Issues a refresh token of `grant`'s family, valid until idle or `absolute_expires_at`.
+/// Issues a refresh token of `grant`'s family, valid until idle or `absolute_expires_at`, bound
+/// to the institution's current `settings_version` (a settings change ends it).
 async fn issue_refresh_token(
     state: &AppState,
-    account: &Account,
     grant: &Grant,
+    version: i64,
     absolute_expires_at: time::OffsetDateTime,
 ) -> Result<String, TokenError> {
     let now = state.clock.now();
     let value = service::random::token();
-    let version = state
-        .store
-        .get_institution(&account.institution_code)
-        .await
-        .map_err(TokenError::server)?
-        .map_or(0, |i| i.settings_version);
     let idle = now + Duration::seconds(i64::from(state.settings.tokens.refresh_idle_seconds));
     state
         .store
@@ -464,7 +465,13 @@ async fn refresh_token(
     }
     let mut body = issue_tokens(state, client, &account, &grant, None)?;
     body["refresh_token"] = Value::String(
-        issue_refresh_token(state, &account, &grant, token.absolute_expires_at).await?,
+        issue_refresh_token(
+            state,
+            &grant,
+            institution.settings_version,
+            token.absolute_expires_at,
+        )
+        .await?,
     );
     audit(
         state,

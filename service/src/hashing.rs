@@ -81,6 +81,8 @@ pub struct PasswordHasher {
     argon2: Argon2<'static>,
     params: HashingParams,
     permits: Arc<Semaphore>,
+    /// The number of permits: hashes computed at once.
+    in_flight: usize,
     /// A hash of a random password, verified against when an account does not exist so that the
     /// response time does not reveal whether it does.
     dummy: Arc<str>,
@@ -108,12 +110,18 @@ impl PasswordHasher {
             argon2,
             params,
             permits: Arc::new(Semaphore::new(permits)),
+            in_flight: permits,
             dummy: dummy.into(),
         })
     }
 
     pub fn params(&self) -> HashingParams {
         self.params
+    }
+
+    /// How many hashes run at once (the blocking pool's bound).
+    pub fn max_in_flight(&self) -> usize {
+        self.in_flight
     }
 
     pub async fn hash(&self, secret: String) -> Result<String, ServiceError> {

@@ -554,8 +554,9 @@ mod tests {
 
     #[test]
     fn outcomes() {
-        use RowCheck::*;
-        use RowResult::*;
+        use RowCheck::{Taken, Valid};
+        use RowResult::{Duplicate, NotRegistered, Registered};
+        let bad = RowCheck::Invalid;
         let cases: &[(&[RowCheck], JobStatus, &[RowResult])] = &[
             (&[Valid, Valid], JobStatus::Done, &[Registered, Registered]),
             (
@@ -566,9 +567,9 @@ mod tests {
             (&[Taken], JobStatus::DoneWithDuplicates, &[Duplicate]),
             // Seed 002 §2-5: one bad row and nothing is registered, good rows say so.
             (
-                &[Valid, Invalid, Taken],
+                &[Valid, bad, Taken],
                 JobStatus::FailedValidation,
-                &[NotRegistered, Invalid, NotRegistered],
+                &[NotRegistered, RowResult::Invalid, NotRegistered],
             ),
         ];
         for (checks, status, rows) in cases {
@@ -576,7 +577,7 @@ mod tests {
             assert_eq!(got_status, *status, "{checks:?}");
             assert_eq!(got_rows, *rows, "{checks:?}");
         }
-        for r in [Registered, Duplicate, Invalid, NotRegistered] {
+        for r in [Registered, Duplicate, RowResult::Invalid, NotRegistered] {
             assert_eq!(RowResult::parse(r.as_str()), Some(r));
         }
     }

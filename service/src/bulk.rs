@@ -758,6 +758,7 @@ fn read_file(bytes: &[u8]) -> Result<ParsedFile, Vec<BulkProblem>> {
     })?;
     let mut rows = Vec::new();
     let mut problems = Vec::new();
+    let mut lines = LineCounter::new(&text);
     for record in records {
         let record = match record {
             Ok(record) => record,
@@ -766,7 +767,7 @@ fn read_file(bytes: &[u8]) -> Result<ParsedFile, Vec<BulkProblem>> {
                 break;
             }
         };
-        let line = record.position().map_or(0, csv::Position::line);
+        let line = lines.line_at(record.position().map_or(0, csv::Position::byte));
         if record.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
@@ -812,6 +813,45 @@ fn read_file(bytes: &[u8]) -> Result<ParsedFile, Vec<BulkProblem>> {
         Ok(ParsedFile { header, rows })
     } else {
         Err(problems)
+    }
+}
+
+/// File lines of records. The csv crate's own line numbers go wrong after blank lines and CRLF
+/// ends, and its byte position points before any blank lines that precede a record; this counts
+/// `\n` up to the record's first character instead, incrementally.
+struct LineCounter<'t> {
+    text: &'t [u8],
+    at: usize,
+    line: u64,
+}
+
+impl<'t> LineCounter<'t> {
+    fn new(text: &'t str) -> Self {
+        Self {
+            text: text.as_bytes(),
+            at: 0,
+            line: 1,
+        }
+    }
+
+    /// The line of the record that starts at `byte` (or after the line breaks found there).
+    /// Positions must not decrease.
+    fn line_at(&mut self, byte: u64) -> u64 {
+        let mut end = usize::try_from(byte)
+            .unwrap_or(usize::MAX)
+            .min(self.text.len());
+        while end < self.text.len() && matches!(self.text[end], b'\r' | b'\n') {
+            end += 1;
+        }
+        if end > self.at {
+            let breaks = self.text[self.at..end]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count();
+            self.line += u64::try_from(breaks).unwrap_or(0);
+            self.at = end;
+        }
+        self.line
     }
 }
 
@@ -1099,5 +1139,10 @@ mod tests {
         .unwrap();
         assert_eq!(ok.rows.len(), 1);
         assert_eq!(ok.rows[0].0, 3);
+        // CRLF, blank lines and a quoted cell spanning two lines.
+        let text = "account_type,user_id,name,name_kana,usage_start\r\n\r\ngeneral,a1,x,y,1\r\ngeneral,\"a\r\n2\",x,y,1\r\n\r\n\r\ngeneral,a3,x,y,1";
+        let ok = read_file(text.as_bytes()).unwrap();
+        let lines: Vec<u64> = ok.rows.iter().map(|r| r.0).collect();
+        assert_eq!(lines, [3, 4, 8]);
     }
 }

@@ -555,7 +555,7 @@ impl BulkRegistrations {
                 }
             }
         }
-        let hashes = hash_all(
+        let hashes = hash_many(
             &self.admin.hasher,
             to_register.iter().map(|(_, _, p)| p.clone()).collect(),
         )
@@ -635,9 +635,9 @@ async fn renew_lease(
     }
 }
 
-/// Hashes every password with one worker per hashing permit: each worker waits for a permit per
+/// Hashes every password (in order) with one worker per hashing permit: each worker waits for a permit per
 /// hash, so a sign-in arriving meanwhile waits for at most one hash, never for the whole file.
-async fn hash_all(
+pub async fn hash_many(
     hasher: &crate::PasswordHasher,
     passwords: Vec<String>,
 ) -> Result<Vec<String>, ServiceError> {

@@ -76,6 +76,16 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// The institution's bulk registration job is queued or running (409, `Retry-After: 60`).
+    #[error("a bulk registration is in progress")]
+    BulkInProgress,
+    /// The bulk registration job has no result file (yet, or at all).
+    #[error("no result")]
+    NoResult,
+    #[error("payload too large")]
+    PayloadTooLarge(usize),
+    #[error("unsupported media type")]
+    UnsupportedMediaType(&'static str),
     #[error("validation failed")]
     Validation(Vec<FieldError>),
     #[error("malformed request: {0}")]
@@ -100,6 +110,8 @@ impl From<ServiceError> for ApiError {
                     .map(|v| FieldError::from_violation(field, v))
                     .collect(),
             ),
+            ServiceError::Conflict("bulk_registration") => ApiError::BulkInProgress,
+            ServiceError::Conflict("bulk_result") => ApiError::NoResult,
             ServiceError::Conflict(what) => ApiError::Conflict(what),
             ServiceError::NotFound => ApiError::NotFound,
             ServiceError::Forbidden(refusal) => ApiError::Forbidden(refusal),
@@ -220,6 +232,38 @@ impl ApiError {
                     other => format!("The {other} already exists."),
                 },
             ),
+            ApiError::BulkInProgress => (
+                StatusCode::CONFLICT,
+                "bulk-registration-in-progress",
+                "Bulk registration in progress",
+                "他の一括登録を処理中です。少し時間（1分程度）を置いてから、再度登録してください。"
+                    .into(),
+                "Another bulk registration of this institution is queued or running; try again in a minute."
+                    .into(),
+            ),
+            ApiError::NoResult => (
+                StatusCode::CONFLICT,
+                "bulk-result-unavailable",
+                "No result file",
+                "登録結果は「登録完了」「登録完了(一部ID重複あり)」「登録失敗(入力チェックエラー)」の場合のみダウンロードできます。"
+                    .into(),
+                "A result file exists only for done, done_with_duplicates and failed_validation jobs."
+                    .into(),
+            ),
+            ApiError::PayloadTooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+                format!("ファイルが大きすぎます（上限 {} バイト）。分割して登録してください。", limit),
+                format!("The file is too large (at most {limit} bytes); split it."),
+            ),
+            ApiError::UnsupportedMediaType(expected) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                format!("Content-Type は {expected} を指定してください。"),
+                format!("The Content-Type must be {expected}."),
+            ),
             ApiError::Validation(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation",
@@ -265,6 +309,11 @@ impl IntoResponse for ApiError {
             }
             _ => None,
         };
+        let self_kind = if matches!(self, ApiError::BulkInProgress) {
+            Kind::BulkInProgress
+        } else {
+            Kind::Other
+        };
         let errors = match self {
             ApiError::Validation(errors) => errors,
             _ => Vec::new(),
@@ -284,6 +333,12 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if matches!(self_kind, Kind::BulkInProgress) {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(policies::bulk::RETRY_AFTER_SECONDS),
+            );
+        }
         if let Some(challenge) = challenge {
             headers.insert(
                 header::WWW_AUTHENTICATE,
@@ -292,6 +347,12 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Which extra header a problem carries, decided before the error is consumed.
+enum Kind {
+    BulkInProgress,
+    Other,
 }
 
 /// The router's fallback: unknown paths are problem documents too.

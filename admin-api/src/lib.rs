@@ -14,6 +14,7 @@
 pub mod accounts;
 mod audit_export;
 mod auth;
+pub mod bulk;
 pub mod error;
 mod extract;
 pub mod institutions;
@@ -25,6 +26,7 @@ pub mod wire;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::routing::{get, post, put};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -40,6 +42,7 @@ pub const PREFIX: &str = "/admin/v1";
 pub struct AdminState {
     pub admin: service::accounts::Admin,
     pub provisioner: service::provisioning::Provisioner,
+    pub bulk: service::bulk::BulkRegistrations,
     pub auth: Arc<dyn BearerAuth>,
 }
 
@@ -77,6 +80,20 @@ pub fn router(state: AdminState) -> Router {
         .route(
             "/institutions/{code}/accounts/{user_id}/unlock",
             post(accounts::lock::unlock),
+        )
+        .route(
+            "/institutions/{code}/bulk-registrations",
+            post(bulk::upload::handler)
+                .layer(DefaultBodyLimit::max(policies::bulk::MAX_FILE_BYTES))
+                .get(bulk::list::handler),
+        )
+        .route(
+            "/institutions/{code}/bulk-registrations/{reception_number}",
+            get(bulk::get::handler),
+        )
+        .route(
+            "/institutions/{code}/bulk-registrations/{reception_number}/result.csv",
+            get(bulk::result::handler),
         )
         .route("/audit-events.csv", get(audit_export::handler))
         .route("/password-policy/check", post(password_policy::handler))

@@ -149,7 +149,10 @@ impl Application {
             policy: provisioner.policy.clone(),
             lockout: settings.lockout.clone(),
         };
+        let bulk =
+            service::bulk::BulkRegistrations::new(admin.clone(), settings.bulk.to_settings());
         let state = AppState {
+            bulk,
             admin,
             provisioner: provisioner.clone(),
             discovery: http::discovery_document(settings.issuer()),
@@ -191,6 +194,7 @@ impl Application {
         let state = self.state;
         let grace = Duration::from_secs(state.settings.server.shutdown_grace_seconds);
         let reloader = tokio::spawn(reload_keys(state.clone()));
+        let bulk_runner = tokio::spawn(state.bulk.clone().run());
         let router = http::router(state);
         tracing::info!(address = %self.listener.local_addr()?, "serving");
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
@@ -216,6 +220,7 @@ impl Application {
             },
         };
         reloader.abort();
+        bulk_runner.abort();
         result??;
         tracing::info!("stopped");
         Ok(())

@@ -43,6 +43,44 @@ pub struct Settings {
     pub delivery: delivery::DeliveryConfig,
     #[serde(default)]
     pub second_factor: SecondFactorSettings,
+    #[serde(default)]
+    pub bulk: BulkConfig,
+}
+
+/// `[bulk]`: how this node runs bulk registration jobs (SPEC §9).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BulkConfig {
+    /// Whether this node runs jobs (uploads are accepted either way).
+    pub worker: bool,
+    /// Seconds a node holds a job without renewing; a dead node's job is taken over after it.
+    pub lease_seconds: u32,
+    /// Seconds between looks for claimable jobs (and purges of 30-day-old result passwords).
+    pub poll_seconds: u32,
+    /// Starts of one job before it ends failed_system.
+    pub max_attempts: u32,
+}
+
+impl Default for BulkConfig {
+    fn default() -> Self {
+        Self {
+            worker: true,
+            lease_seconds: 60,
+            poll_seconds: 5,
+            max_attempts: 3,
+        }
+    }
+}
+
+impl BulkConfig {
+    pub fn to_settings(&self) -> service::bulk::BulkSettings {
+        service::bulk::BulkSettings {
+            worker: self.worker,
+            lease: time::Duration::seconds(i64::from(self.lease_seconds)),
+            poll: std::time::Duration::from_secs(u64::from(self.poll_seconds)),
+            max_attempts: i64::from(self.max_attempts),
+        }
+    }
 }
 
 /// `[second_factor]` (SPEC §7): where a second factor is required, the one-time-code profile,
@@ -225,6 +263,15 @@ impl Settings {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.bind_addr()?;
+        if !(2..=3600).contains(&self.bulk.lease_seconds) {
+            return Err(invalid("bulk.lease_seconds", "must be between 2 and 3600"));
+        }
+        if !(1..=600).contains(&self.bulk.poll_seconds) {
+            return Err(invalid("bulk.poll_seconds", "must be between 1 and 600"));
+        }
+        if !(1..=10).contains(&self.bulk.max_attempts) {
+            return Err(invalid("bulk.max_attempts", "must be between 1 and 10"));
+        }
         let issuer = self.server.issuer.trim_end_matches('/');
         if !(issuer.starts_with("https://") || issuer.starts_with("http://"))
             || issuer.contains(['?', '#'])

@@ -9,6 +9,7 @@
 //! verdict; none panics on input. `docs/policies.md` lists every rule with its seed source.
 
 pub mod account_type;
+pub mod bulk;
 pub mod credential;
 pub mod email;
 pub mod institution;

@@ -136,35 +136,15 @@ impl Admin {
     ) -> Result<IssuedAccount, ServiceError> {
         let target = Target::new(input.account_type, institution, &input.user_id);
         self.authorize(actor, Action::Create, &target).await?;
-        let user_id = UserId::parse(&input.user_id, input.account_type, institution.kind())
-            .map_err(|v| ServiceError::invalid("user_id", v))?;
-        let name = PersonName::parse(&input.name).map_err(|v| ServiceError::invalid("name", v))?;
-        let name_kana =
-            NameKana::parse(&input.name_kana).map_err(|v| ServiceError::invalid("name_kana", v))?;
-        let window = UsageWindow::new(input.usage_start, input.usage_end)
-            .map_err(|v| ServiceError::invalid("usage_end", vec![v]))?;
-        let second_factor = input
-            .second_factor
-            .map(|f| second_factor(input.account_type, f))
-            .transpose()?;
+        let checked = check_new_account(institution, input).map_err(|mut failed| {
+            let (field, violations) = failed.remove(0);
+            ServiceError::invalid(field, violations)
+        })?;
 
         let now = self.clock.now();
         let id = Uuid::now_v7();
-        let (credential, password) = self.initial_credential(id, input.account_type).await?;
-        let account = NewAccount {
-            id,
-            institution_code: institution.clone(),
-            account_type: input.account_type,
-            user_id: user_id.into_string(),
-            name: name.as_str().to_owned(),
-            name_kana: name_kana.as_str().to_owned(),
-            usage_start: window.start,
-            usage_end: window.end,
-            second_factor,
-            credential,
-            created_by: Some(actor.account.id),
-            created_at: now,
-        };
+        let (credential, password) = self.initial_credential(id, checked.account_type).await?;
+        let account = checked.into_new_account(id, credential, Some(actor.account.id), now);
         let audit = self.audit(actor, "account.create", &target, Some(id), None);
         let account = self.store.create_account(account, audit).await?;
         Ok(IssuedAccount {
@@ -573,7 +553,11 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    fn new(account_type: AccountType, institution: &InstitutionCode, user_id: &str) -> Self {
+    pub(crate) fn new(
+        account_type: AccountType,
+        institution: &InstitutionCode,
+        user_id: &str,
+    ) -> Self {
         Self {
             account_type,
             institution: institution.clone(),
@@ -613,6 +597,103 @@ fn audit_kind(action: Action) -> &'static str {
         Action::Lock => "account.lock",
         Action::Unlock => "account.unlock",
         Action::BulkRegister => "account.bulk_register",
+    }
+}
+
+/// A new account's fields after every rule passed, before its credential exists.
+#[derive(Debug, Clone)]
+pub(crate) struct CheckedAccount {
+    pub institution_code: InstitutionCode,
+    pub account_type: AccountType,
+    pub user_id: UserId,
+    pub name: PersonName,
+    pub name_kana: NameKana,
+    pub window: UsageWindow,
+    pub second_factor: Option<SecondFactor>,
+}
+
+impl CheckedAccount {
+    pub(crate) fn into_new_account(
+        self,
+        id: Uuid,
+        credential: Credential,
+        created_by: Option<Uuid>,
+        now: OffsetDateTime,
+    ) -> NewAccount {
+        NewAccount {
+            id,
+            institution_code: self.institution_code,
+            account_type: self.account_type,
+            user_id: self.user_id.into_string(),
+            name: self.name.as_str().to_owned(),
+            name_kana: self.name_kana.as_str().to_owned(),
+            usage_start: self.window.start,
+            usage_end: self.window.end,
+            second_factor: self.second_factor,
+            credential,
+            created_by,
+            created_at: now,
+        }
+    }
+}
+
+/// The rules of a new account's fields (SPEC §3, §4, §7), every field checked: user ID for its
+/// type and the institution's kind, name, reading, usage window and second factor. On failure,
+/// each failed field with all its violations, in that order. The single create reports the
+/// first field; bulk registration reports them all.
+pub(crate) fn check_new_account(
+    institution: &InstitutionCode,
+    input: NewAccountInput,
+) -> Result<CheckedAccount, Vec<(&'static str, Vec<Violation>)>> {
+    let mut failed = Vec::new();
+    let user_id = UserId::parse(&input.user_id, input.account_type, institution.kind())
+        .map_err(|v| failed.push(("user_id", v)))
+        .ok();
+    let name = PersonName::parse(&input.name)
+        .map_err(|v| failed.push(("name", v)))
+        .ok();
+    let name_kana = NameKana::parse(&input.name_kana)
+        .map_err(|v| failed.push(("name_kana", v)))
+        .ok();
+    let window = UsageWindow::new(input.usage_start, input.usage_end)
+        .map_err(|v| failed.push(("usage_end", vec![v])))
+        .ok();
+    let second_factor = match input.second_factor {
+        None => Some(None),
+        Some(f) => match second_factor(input.account_type, f) {
+            Ok(f) => Some(Some(f)),
+            Err(ServiceError::Invalid { field, violations }) => {
+                failed.push((field, violations));
+                None
+            }
+            Err(other) => {
+                failed.push((
+                    "second_factor",
+                    vec![Violation::new(
+                        "second_factor",
+                        other.to_string(),
+                        other.to_string(),
+                    )],
+                ));
+                None
+            }
+        },
+    };
+    match (user_id, name, name_kana, window, second_factor) {
+        (Some(user_id), Some(name), Some(name_kana), Some(window), Some(second_factor))
+            if failed.is_empty() =>
+        {
+            Ok(CheckedAccount {
+                institution_code: institution.clone(),
+                account_type: input.account_type,
+                user_id,
+                name,
+                name_kana,
+                window,
+                second_factor,
+            })
+        }
+        _ => Err(failed),
     }
 }
 

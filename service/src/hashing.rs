@@ -92,6 +92,8 @@ pub struct PasswordHasher {
     argon2: Argon2<'static>,
     params: HashingParams,
     permits: Arc<Semaphore>,
+    /// The number of permits: hashes computed at once.
+    in_flight: usize,
     /// A hash of a random password, verified against when an account does not exist so that the
     /// response time does not reveal whether it does.
     dummy: Arc<str>,
@@ -153,6 +155,7 @@ impl PasswordHasher {
             argon2,
             params,
             permits: Arc::new(Semaphore::new(permits)),
+            in_flight: permits,
             dummy: dummy.into(),
             digester,
             dummy_digest: dummy_digest.into(),
@@ -161,6 +164,11 @@ impl PasswordHasher {
 
     pub fn params(&self) -> HashingParams {
         self.params
+    }
+
+    /// How many hashes run at once (the blocking pool's bound).
+    pub fn max_in_flight(&self) -> usize {
+        self.in_flight
     }
 
     /// Hashes a password a person chose (or an initial password a person will replace) with

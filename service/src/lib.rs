@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod authentication;
+pub mod bulk;
 pub mod clock;
 pub mod digest;
 pub mod error;

@@ -116,6 +116,15 @@ pub(crate) fn parse_method(raw: &str) -> crate::Result<SecondFactorMethod> {
     SecondFactorMethod::parse(raw).ok_or_else(|| corrupt("method", format!("unknown {raw:?}")))
 }
 
+pub(crate) fn parse_job_status(raw: &str) -> crate::Result<policies::bulk::JobStatus> {
+    policies::bulk::JobStatus::parse(raw)
+        .ok_or_else(|| corrupt("status", format!("unknown {raw:?}")))
+}
+
+/// Rows per multi-row INSERT in a bulk registration: 500 accounts of 18 columns stay well under
+/// SQLite's 32,766 bound parameters and PostgreSQL's 65,535.
+pub(crate) const BATCH_ROWS: usize = 500;
+
 pub(crate) fn parse_purpose(raw: &str) -> crate::Result<OtpPurpose> {
     OtpPurpose::parse(raw).ok_or_else(|| corrupt("purpose", format!("unknown {raw:?}")))
 }
@@ -380,6 +389,63 @@ pub(crate) mod sql {
             expires_at, used_at \
         FROM authorization_codes WHERE code_hash = $1";
 
+    pub const INSERT_BULK_JOB: &str = "\
+        INSERT INTO bulk_registrations (institution_code, reception_number, submitter_id, \
+            submitter_type, status, submitted_at, finished_at, row_count, file, errors) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    macro_rules! select_bulk_job {
+        ($where:literal) => {
+            concat!(
+                "SELECT institution_code, reception_number, submitter_id, submitter_type, \
+                 status, submitted_at, started_at, finished_at, row_count, registered_count, \
+                 duplicate_count, invalid_count, attempts, lease_owner, lease_expires_at, \
+                 errors, passwords_purged_at FROM bulk_registrations WHERE ",
+                $where
+            )
+        };
+    }
+    pub const SELECT_BULK_JOB: &str =
+        select_bulk_job!("institution_code = $1 AND reception_number = $2");
+    pub const ACTIVE_BULK_JOB: &str =
+        select_bulk_job!("institution_code = $1 AND status IN ('queued', 'running') LIMIT 1");
+    pub const LIST_BULK_JOBS: &str = select_bulk_job!(
+        "institution_code = $1 AND submitter_id = $2 \
+         ORDER BY submitted_at DESC, reception_number DESC LIMIT $3"
+    );
+    /// Candidates for a claim; the claim itself is the compare-and-set below.
+    pub const CLAIMABLE_BULK_JOBS: &str = "\
+        SELECT institution_code, reception_number, attempts FROM bulk_registrations \
+        WHERE status = 'queued' OR (status = 'running' AND lease_expires_at < $1) \
+        ORDER BY submitted_at LIMIT 8";
+    /// Succeeds for exactly one of concurrent claimers: the attempt count read with the
+    /// candidate must still be the stored one, and the job still claimable.
+    pub const CLAIM_BULK_JOB: &str = "\
+        UPDATE bulk_registrations SET status = 'running', lease_owner = $3, \
+            lease_expires_at = $4, attempts = attempts + 1, \
+            started_at = COALESCE(started_at, $5) \
+        WHERE institution_code = $1 AND reception_number = $2 AND attempts = $6 \
+            AND (status = 'queued' OR (status = 'running' AND lease_expires_at < $5))";
+    pub const SELECT_BULK_FILE: &str = "\
+        SELECT file FROM bulk_registrations WHERE institution_code = $1 AND reception_number = $2";
+    pub const RENEW_BULK_LEASE: &str = "\
+        UPDATE bulk_registrations SET lease_expires_at = $4 \
+        WHERE institution_code = $1 AND reception_number = $2 AND lease_owner = $3 \
+            AND status = 'running'";
+    /// Only the holder of a running job's lease can end it; the file is dropped then.
+    pub const FINISH_BULK_JOB: &str = "\
+        UPDATE bulk_registrations SET status = $4, finished_at = $5, row_count = $6, \
+            registered_count = $7, duplicate_count = $8, invalid_count = $9, errors = $10, \
+            result_rows = $11, passwords_sealed = $12, file = $13, lease_owner = NULL, \
+            lease_expires_at = NULL \
+        WHERE institution_code = $1 AND reception_number = $2 AND lease_owner = $3 \
+            AND status = 'running'";
+    pub const SELECT_BULK_RESULT: &str = "\
+        SELECT result_rows, passwords_sealed FROM bulk_registrations \
+        WHERE institution_code = $1 AND reception_number = $2 AND result_rows IS NOT NULL";
+    pub const PURGE_BULK_PASSWORDS: &str = "\
+        UPDATE bulk_registrations SET passwords_sealed = NULL, passwords_purged_at = $2 \
+        WHERE passwords_sealed IS NOT NULL AND finished_at <= $1";
+
     pub const INSERT_AUDIT: &str = "\
         INSERT INTO audit_events (at, kind, actor_account_id, actor, target_account_id, target, \
             institution_code, ip, user_agent, result, reason) \
@@ -417,14 +483,15 @@ macro_rules! impl_store {
             use uuid::Uuid;
 
             use $crate::common::{
-                contains_pattern, db, expect_one, from_json, on_write, parse_account_type,
-                parse_code, parse_kind, parse_lock, parse_method, parse_purpose, second_factor,
-                sql, to_json, ts, ts_opt,
+                BATCH_ROWS, contains_pattern, db, expect_one, from_json, on_write,
+                parse_account_type, parse_code, parse_job_status, parse_kind, parse_lock,
+                parse_method, parse_purpose, second_factor, sql, to_json, ts, ts_opt,
             };
             use $crate::{
                 Account, AccountChange, AccountFilter, AccountPage, AuditEvent, AuditFilter,
-                AuditResult, AuthorizationCode, Client, CodeRedemption, Credential, Grant,
-                Institution, InstitutionSettings, InstitutionUpdate, NewAccount, NewAuditEvent,
+                AuditResult, AuthorizationCode, BulkCompletion, BulkJob, BulkResult,
+                ClaimedBulkJob, Client, CodeRedemption, Credential, Grant, Institution,
+                InstitutionSettings, InstitutionUpdate, NewAccount, NewAuditEvent, NewBulkJob,
                 NewInstitution, OtpChallenge, OtpSendStats, PageRequest, RefreshRedemption,
                 RefreshToken, Result, SecondFactor, Session, SigningKey, Store, StoreError,
             };
@@ -644,6 +711,108 @@ macro_rules! impl_store {
                     .execute(&mut *conn)
                     .await
                     .map_err(on_write("account"))?;
+                Ok(())
+            }
+
+            fn bulk_job_from_row(row: &Row) -> Result<BulkJob> {
+                Ok(BulkJob {
+                    institution_code: parse_code(&col::<String>(row, "institution_code")?)?,
+                    reception_number: col(row, "reception_number")?,
+                    submitter_id: col(row, "submitter_id")?,
+                    submitter_type: parse_account_type(&col::<String>(row, "submitter_type")?)?,
+                    status: parse_job_status(&col::<String>(row, "status")?)?,
+                    submitted_at: col(row, "submitted_at")?,
+                    started_at: col(row, "started_at")?,
+                    finished_at: col(row, "finished_at")?,
+                    row_count: col(row, "row_count")?,
+                    registered_count: col(row, "registered_count")?,
+                    duplicate_count: col(row, "duplicate_count")?,
+                    invalid_count: col(row, "invalid_count")?,
+                    attempts: col(row, "attempts")?,
+                    lease_owner: col(row, "lease_owner")?,
+                    lease_expires_at: col(row, "lease_expires_at")?,
+                    errors: from_json("errors", &col::<String>(row, "errors")?)?,
+                    passwords_purged_at: col(row, "passwords_purged_at")?,
+                })
+            }
+
+            async fn fetch_bulk_job(
+                conn: &mut Conn,
+                institution: &str,
+                reception_number: &str,
+            ) -> Result<Option<BulkJob>> {
+                let row = sqlx::query(sql::SELECT_BULK_JOB)
+                    .bind(institution)
+                    .bind(reception_number)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db)?;
+                row.as_ref().map(bulk_job_from_row).transpose()
+            }
+
+            /// Inserts accounts with multi-row statements of [`BATCH_ROWS`] rows.
+            async fn insert_accounts(conn: &mut Conn, accounts: &[NewAccount]) -> Result<()> {
+                for chunk in accounts.chunks(BATCH_ROWS) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO accounts (id, institution_code, account_type, user_id, name, \
+                         name_kana, usage_start, usage_end, second_factor_method, \
+                         second_factor_email, second_factor_phone, second_factor_verified, \
+                         password_hash, initial_issued_at, initial_sealed, password_changed_at, \
+                         created_by, created_at) ",
+                    );
+                    query.push_values(chunk, |mut b, account| {
+                        let factor = account.second_factor.as_ref();
+                        b.push_bind(account.id)
+                            .push_bind(account.institution_code.as_str().to_owned())
+                            .push_bind(account.account_type.as_str())
+                            .push_bind(account.user_id.clone())
+                            .push_bind(account.name.clone())
+                            .push_bind(account.name_kana.clone())
+                            .push_bind(account.usage_start)
+                            .push_bind(account.usage_end)
+                            .push_bind(factor.map(|f| f.method.as_str()))
+                            .push_bind(factor.and_then(|f| f.email.clone()))
+                            .push_bind(factor.and_then(|f| f.phone.clone()))
+                            .push_bind(factor.is_some_and(|f| f.verified))
+                            .push_bind(account.credential.hash.clone())
+                            .push_bind(ts_opt(account.credential.initial_issued_at))
+                            .push_bind(account.credential.initial_sealed.clone())
+                            .push_bind(ts_opt(account.credential.changed_at))
+                            .push_bind(account.created_by)
+                            .push_bind(ts(account.created_at));
+                    });
+                    query
+                        .build()
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(on_write("account"))?;
+                }
+                Ok(())
+            }
+
+            /// Appends audit events with multi-row statements of [`BATCH_ROWS`] rows.
+            async fn insert_audits(conn: &mut Conn, events: &[NewAuditEvent]) -> Result<()> {
+                for chunk in events.chunks(BATCH_ROWS) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO audit_events (at, kind, actor_account_id, actor, \
+                         target_account_id, target, institution_code, ip, user_agent, result, \
+                         reason) ",
+                    );
+                    query.push_values(chunk, |mut b, event| {
+                        b.push_bind(ts(event.at))
+                            .push_bind(event.kind.clone())
+                            .push_bind(event.actor_account_id)
+                            .push_bind(event.actor.clone())
+                            .push_bind(event.target_account_id)
+                            .push_bind(event.target.clone())
+                            .push_bind(event.institution_code.clone())
+                            .push_bind(event.ip.clone())
+                            .push_bind(event.user_agent.clone())
+                            .push_bind(event.result.as_str())
+                            .push_bind(event.reason.clone());
+                    });
+                    query.build().execute(&mut *conn).await.map_err(db)?;
+                }
                 Ok(())
             }
 
@@ -1539,6 +1708,230 @@ macro_rules! impl_store {
                     let done = sqlx::query(sql::REVOKE_GRANTS_OF_ACCOUNT)
                         .bind(account_id)
                         .bind(ts(at))
+                        .execute(&self.writer)
+                        .await
+                        .map_err(db)?;
+                    Ok(done.rows_affected())
+                }
+
+                async fn create_bulk_job(
+                    &self,
+                    job: NewBulkJob,
+                    audit: NewAuditEvent,
+                ) -> Result<BulkJob> {
+                    let mut tx = self.begin_write().await?;
+                    sqlx::query(sql::INSERT_BULK_JOB)
+                        .bind(job.institution_code.as_str())
+                        .bind(&job.reception_number)
+                        .bind(job.submitter_id)
+                        .bind(job.submitter_type.as_str())
+                        .bind(job.status.as_str())
+                        .bind(ts(job.submitted_at))
+                        .bind(ts_opt(job.finished_at))
+                        .bind(job.row_count)
+                        .bind(&job.file)
+                        .bind(to_json(&job.errors)?)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(on_write("bulk_registration"))?;
+                    insert_audit(&mut tx, &audit).await?;
+                    let created = fetch_bulk_job(
+                        &mut tx,
+                        job.institution_code.as_str(),
+                        &job.reception_number,
+                    )
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt("job vanished after insert".into()))?;
+                    tx.commit().await.map_err(db)?;
+                    Ok(created)
+                }
+
+                async fn active_bulk_job(
+                    &self,
+                    institution: &InstitutionCode,
+                ) -> Result<Option<BulkJob>> {
+                    let row = sqlx::query(sql::ACTIVE_BULK_JOB)
+                        .bind(institution.as_str())
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    row.as_ref().map(bulk_job_from_row).transpose()
+                }
+
+                async fn get_bulk_job(
+                    &self,
+                    institution: &InstitutionCode,
+                    reception_number: &str,
+                ) -> Result<Option<BulkJob>> {
+                    let mut conn = self.pool.acquire().await.map_err(db)?;
+                    fetch_bulk_job(&mut conn, institution.as_str(), reception_number).await
+                }
+
+                async fn list_bulk_jobs(
+                    &self,
+                    institution: &InstitutionCode,
+                    submitter_id: Uuid,
+                    limit: i64,
+                ) -> Result<Vec<BulkJob>> {
+                    let rows = sqlx::query(sql::LIST_BULK_JOBS)
+                        .bind(institution.as_str())
+                        .bind(submitter_id)
+                        .bind(limit.max(0))
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    rows.iter().map(bulk_job_from_row).collect()
+                }
+
+                async fn claim_bulk_job(
+                    &self,
+                    owner: &str,
+                    now: OffsetDateTime,
+                    lease_until: OffsetDateTime,
+                ) -> Result<Option<ClaimedBulkJob>> {
+                    let candidates = sqlx::query(sql::CLAIMABLE_BULK_JOBS)
+                        .bind(ts(now))
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    for candidate in &candidates {
+                        let institution: String = col(candidate, "institution_code")?;
+                        let reception: String = col(candidate, "reception_number")?;
+                        let attempts: i64 = col(candidate, "attempts")?;
+                        let claimed = sqlx::query(sql::CLAIM_BULK_JOB)
+                            .bind(&institution)
+                            .bind(&reception)
+                            .bind(owner)
+                            .bind(ts(lease_until))
+                            .bind(ts(now))
+                            .bind(attempts)
+                            .execute(&self.writer)
+                            .await
+                            .map_err(db)?;
+                        if claimed.rows_affected() == 0 {
+                            continue;
+                        }
+                        let mut conn = self.pool.acquire().await.map_err(db)?;
+                        let job = fetch_bulk_job(&mut conn, &institution, &reception)
+                            .await?
+                            .ok_or(StoreError::NotFound)?;
+                        let row = sqlx::query(sql::SELECT_BULK_FILE)
+                            .bind(&institution)
+                            .bind(&reception)
+                            .fetch_one(&mut *conn)
+                            .await
+                            .map_err(db)?;
+                        return Ok(Some(ClaimedBulkJob {
+                            job,
+                            file: col(&row, "file")?,
+                        }));
+                    }
+                    Ok(None)
+                }
+
+                async fn renew_bulk_lease(
+                    &self,
+                    institution: &InstitutionCode,
+                    reception_number: &str,
+                    owner: &str,
+                    until: OffsetDateTime,
+                ) -> Result<bool> {
+                    let done = sqlx::query(sql::RENEW_BULK_LEASE)
+                        .bind(institution.as_str())
+                        .bind(reception_number)
+                        .bind(owner)
+                        .bind(ts(until))
+                        .execute(&self.writer)
+                        .await
+                        .map_err(db)?;
+                    Ok(done.rows_affected() == 1)
+                }
+
+                async fn taken_user_ids(
+                    &self,
+                    institution: &InstitutionCode,
+                    user_ids: &[String],
+                ) -> Result<Vec<String>> {
+                    let mut taken = Vec::new();
+                    for chunk in user_ids.chunks(BATCH_ROWS) {
+                        let mut query = sqlx::QueryBuilder::<$db>::new(
+                            "SELECT user_id FROM accounts WHERE institution_code = ",
+                        );
+                        query.push_bind(institution.as_str().to_owned());
+                        query.push(" AND user_id IN (");
+                        let mut ids = query.separated(", ");
+                        for id in chunk {
+                            ids.push_bind(id.clone());
+                        }
+                        ids.push_unseparated(")");
+                        let rows = query.build().fetch_all(&self.pool).await.map_err(db)?;
+                        for row in &rows {
+                            taken.push(col::<String>(row, "user_id")?);
+                        }
+                    }
+                    Ok(taken)
+                }
+
+                async fn complete_bulk_job(
+                    &self,
+                    institution: &InstitutionCode,
+                    reception_number: &str,
+                    owner: &str,
+                    completion: BulkCompletion,
+                ) -> Result<()> {
+                    let mut tx = self.begin_write().await?;
+                    let done = sqlx::query(sql::FINISH_BULK_JOB)
+                        .bind(institution.as_str())
+                        .bind(reception_number)
+                        .bind(owner)
+                        .bind(completion.status.as_str())
+                        .bind(ts(completion.finished_at))
+                        .bind(completion.row_count)
+                        .bind(completion.registered_count)
+                        .bind(completion.duplicate_count)
+                        .bind(completion.invalid_count)
+                        .bind(to_json(&completion.errors)?)
+                        .bind(to_json(&completion.result_rows)?)
+                        .bind(completion.passwords_sealed.as_deref())
+                        .bind(Vec::<u8>::new())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    expect_one(done.rows_affected())?;
+                    insert_accounts(&mut tx, &completion.accounts).await?;
+                    insert_audits(&mut tx, &completion.audit).await?;
+                    tx.commit().await.map_err(db)?;
+                    Ok(())
+                }
+
+                async fn bulk_result(
+                    &self,
+                    institution: &InstitutionCode,
+                    reception_number: &str,
+                ) -> Result<Option<BulkResult>> {
+                    let row = sqlx::query(sql::SELECT_BULK_RESULT)
+                        .bind(institution.as_str())
+                        .bind(reception_number)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    let Some(row) = row else {
+                        return Ok(None);
+                    };
+                    Ok(Some(BulkResult {
+                        rows: from_json("result_rows", &col::<String>(&row, "result_rows")?)?,
+                        passwords_sealed: col(&row, "passwords_sealed")?,
+                    }))
+                }
+
+                async fn purge_bulk_passwords(
+                    &self,
+                    finished_before: OffsetDateTime,
+                    now: OffsetDateTime,
+                ) -> Result<u64> {
+                    let done = sqlx::query(sql::PURGE_BULK_PASSWORDS)
+                        .bind(ts(finished_before))
+                        .bind(ts(now))
                         .execute(&self.writer)
                         .await
                         .map_err(db)?;

@@ -230,6 +230,75 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> Result<RefreshRedemption>;
 
+    // Bulk registration (SPEC §9).
+
+    /// Records an upload with its audit event, in one transaction. Conflict
+    /// (`bulk_registration`) when the institution already has a queued or running job (one in
+    /// progress per institution) or the reception number is taken.
+    async fn create_bulk_job(&self, job: NewBulkJob, audit: NewAuditEvent) -> Result<BulkJob>;
+    /// The institution's queued or running job, if any.
+    async fn active_bulk_job(&self, institution: &InstitutionCode) -> Result<Option<BulkJob>>;
+    async fn get_bulk_job(
+        &self,
+        institution: &InstitutionCode,
+        reception_number: &str,
+    ) -> Result<Option<BulkJob>>;
+    /// The newest `limit` jobs that `submitter_id` uploaded to the institution, newest first.
+    async fn list_bulk_jobs(
+        &self,
+        institution: &InstitutionCode,
+        submitter_id: Uuid,
+        limit: i64,
+    ) -> Result<Vec<BulkJob>>;
+    /// Claims the oldest job that is queued, or running under a lease that expired before `now`
+    /// (its node died): it becomes `running` under `owner` until `lease_until`, and its attempt
+    /// count goes up by one. Of concurrent claimers exactly one gets a given job.
+    async fn claim_bulk_job(
+        &self,
+        owner: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Option<ClaimedBulkJob>>;
+    /// Extends the lease of a running job; false when `owner` no longer holds it.
+    async fn renew_bulk_lease(
+        &self,
+        institution: &InstitutionCode,
+        reception_number: &str,
+        owner: &str,
+        until: OffsetDateTime,
+    ) -> Result<bool>;
+    /// Which of `user_ids` were ever used in the institution (deleted accounts included).
+    async fn taken_user_ids(
+        &self,
+        institution: &InstitutionCode,
+        user_ids: &[String],
+    ) -> Result<Vec<String>>;
+    /// Ends a running job held by `owner` in one transaction: its final status, counts and
+    /// result, every account it registers with their audit events, and the dropping of the
+    /// uploaded file. NotFound if `owner` no longer holds the job (nothing is written);
+    /// Conflict (`account`) if a user ID was taken meanwhile (nothing is written).
+    async fn complete_bulk_job(
+        &self,
+        institution: &InstitutionCode,
+        reception_number: &str,
+        owner: &str,
+        completion: BulkCompletion,
+    ) -> Result<()>;
+    /// The result rows and sealed passwords of a job; `None` if unknown or not finished with a
+    /// result.
+    async fn bulk_result(
+        &self,
+        institution: &InstitutionCode,
+        reception_number: &str,
+    ) -> Result<Option<BulkResult>>;
+    /// Destroys the sealed initial passwords of jobs finished at or before `finished_before`,
+    /// marking them purged at `now`. Returns how many jobs were purged.
+    async fn purge_bulk_passwords(
+        &self,
+        finished_before: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<u64>;
+
     // Audit.
 
     async fn append_audit(&self, event: NewAuditEvent) -> Result<()>;

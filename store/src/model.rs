@@ -473,3 +473,98 @@ pub struct InstitutionUpdate {
     pub name: String,
     pub usage_start: Date,
 }
+
+/// One problem found in a bulk registration file: a file-structure error (`line` of the file
+/// when known) or a rule a row broke (`field` is the column's English name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkProblem {
+    pub line: Option<u64>,
+    pub field: String,
+    pub rule: String,
+    pub message_ja: String,
+    pub message_en: String,
+}
+
+/// One row of a bulk registration's result: the cells as uploaded (in
+/// `policies::bulk::Column::ALL` order), what happened to it and why. The initial password of a
+/// registered row is not here: it lives in the job's sealed password blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkResultRow {
+    /// The line of the file (the header is line 1).
+    pub line: u64,
+    pub cells: Vec<String>,
+    /// `policies::bulk::RowResult::as_str`.
+    pub result: String,
+    pub errors: Vec<BulkProblem>,
+}
+
+/// A bulk registration job as uploaded (SPEC §9). `status` is `queued`, or already final
+/// (`failed_file_structure`, with `errors` and `finished_at`) when the file could not be read.
+#[derive(Debug, Clone)]
+pub struct NewBulkJob {
+    pub institution_code: InstitutionCode,
+    pub reception_number: String,
+    pub submitter_id: Uuid,
+    pub submitter_type: AccountType,
+    pub status: policies::bulk::JobStatus,
+    pub submitted_at: OffsetDateTime,
+    pub finished_at: Option<OffsetDateTime>,
+    pub row_count: i64,
+    pub file: Vec<u8>,
+    pub errors: Vec<BulkProblem>,
+}
+
+/// A bulk registration job without its file and result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkJob {
+    pub institution_code: InstitutionCode,
+    pub reception_number: String,
+    pub submitter_id: Uuid,
+    pub submitter_type: AccountType,
+    pub status: policies::bulk::JobStatus,
+    pub submitted_at: OffsetDateTime,
+    pub started_at: Option<OffsetDateTime>,
+    pub finished_at: Option<OffsetDateTime>,
+    pub row_count: i64,
+    pub registered_count: i64,
+    pub duplicate_count: i64,
+    pub invalid_count: i64,
+    /// How many times a node started running it.
+    pub attempts: i64,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<OffsetDateTime>,
+    pub errors: Vec<BulkProblem>,
+    pub passwords_purged_at: Option<OffsetDateTime>,
+}
+
+/// A job a node has just claimed, with the file to run it from.
+#[derive(Debug, Clone)]
+pub struct ClaimedBulkJob {
+    pub job: BulkJob,
+    pub file: Vec<u8>,
+}
+
+/// The result of a finished job: its rows and the sealed initial passwords (absent once
+/// purged, and for jobs that registered nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkResult {
+    pub rows: Vec<BulkResultRow>,
+    pub passwords_sealed: Option<Vec<u8>>,
+}
+
+/// How a job ends, written in one transaction with the accounts it registers and their audit
+/// events ([`crate::Store::complete_bulk_job`]).
+#[derive(Debug, Clone)]
+pub struct BulkCompletion {
+    pub status: policies::bulk::JobStatus,
+    pub finished_at: OffsetDateTime,
+    pub row_count: i64,
+    pub registered_count: i64,
+    pub duplicate_count: i64,
+    pub invalid_count: i64,
+    pub errors: Vec<BulkProblem>,
+    pub result_rows: Vec<BulkResultRow>,
+    pub passwords_sealed: Option<Vec<u8>>,
+    pub accounts: Vec<NewAccount>,
+    pub audit: Vec<NewAuditEvent>,
+}

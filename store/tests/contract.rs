@@ -18,15 +18,17 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use policies::bulk::JobStatus;
 use policies::lockout::LockState;
 use policies::{AccountType, InstitutionCode, InstitutionKind};
 use sqlx::{AssertSqlSafe, Connection, PgPool, SqlitePool};
 use store::{
     Account, AccountChange, AccountFields, AccountFilter, AuditEvent, AuditFilter, AuditResult,
-    AuthorizationCode, Client, CodeRedemption, Credential, Grant, InstitutionSettings,
-    InstitutionUpdate, NewAccount, NewAuditEvent, NewInstitution, OtpChallenge, OtpPurpose,
-    OtpSendStats, PageRequest, RefreshRedemption, RefreshToken, SecondFactor, SecondFactorMethod,
-    Session, SigningKey, Store, StoreError,
+    AuthorizationCode, BulkCompletion, BulkProblem, BulkResultRow, Client, CodeRedemption,
+    Credential, Grant, InstitutionSettings, InstitutionUpdate, NewAccount, NewAuditEvent,
+    NewBulkJob, NewInstitution, OtpChallenge, OtpPurpose, OtpSendStats, PageRequest,
+    RefreshRedemption, RefreshToken, SecondFactor, SecondFactorMethod, Session, SigningKey, Store,
+    StoreError,
 };
 use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};
@@ -389,6 +391,10 @@ contract!(
     change_account_applies_and_ends_access,
     revoke_grants_of_account,
     institution_update_and_settings,
+    bulk_jobs_one_active_per_institution,
+    bulk_jobs_are_claimed_once_and_taken_over_after_the_lease,
+    bulk_completion_is_all_or_nothing,
+    bulk_passwords_are_purged,
 );
 
 async fn migrations_are_idempotent(ctx: Ctx) {
@@ -2304,4 +2310,471 @@ async fn institution_update_and_settings(ctx: Ctx) {
             )
             .await,
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bulk registration jobs.
+// ---------------------------------------------------------------------------------------------
+
+fn bulk_job(submitter: &NewAccount, reception: &str, at: OffsetDateTime) -> NewBulkJob {
+    NewBulkJob {
+        institution_code: submitter.institution_code.clone(),
+        reception_number: reception.into(),
+        submitter_id: submitter.id,
+        submitter_type: submitter.account_type,
+        status: JobStatus::Queued,
+        submitted_at: at,
+        finished_at: None,
+        row_count: 2,
+        file: b"account_type,user_id\r\n".to_vec(),
+        errors: vec![],
+    }
+}
+
+fn result_row(line: u64, user_id: &str, result: &str) -> BulkResultRow {
+    BulkResultRow {
+        line,
+        cells: vec!["general".into(), user_id.into()],
+        result: result.into(),
+        errors: vec![],
+    }
+}
+
+fn finished(
+    status: JobStatus,
+    at: OffsetDateTime,
+    accounts: Vec<NewAccount>,
+    sealed: Option<Vec<u8>>,
+) -> BulkCompletion {
+    let rows: Vec<BulkResultRow> = accounts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| result_row(i as u64 + 2, &a.user_id, "registered"))
+        .collect();
+    let audit = accounts
+        .iter()
+        .map(|a| audit_event("account.create", Some(a.institution_code.as_str()), at))
+        .chain([audit_event("bulk_registration.finish", Some(CLINIC), at)])
+        .collect();
+    BulkCompletion {
+        status,
+        finished_at: at,
+        row_count: i64::try_from(rows.len()).unwrap(),
+        registered_count: i64::try_from(accounts.len()).unwrap(),
+        duplicate_count: 0,
+        invalid_count: 0,
+        errors: vec![],
+        result_rows: rows,
+        passwords_sealed: sealed,
+        accounts,
+        audit,
+    }
+}
+
+async fn bulk_jobs_one_active_per_institution(ctx: Ctx) {
+    let store = ctx.store.as_ref();
+    let (master, _) = clinic(store).await;
+    let t = now();
+    let first = store
+        .create_bulk_job(
+            bulk_job(&master, "20260401090000000_master", t),
+            audit_event("bulk_registration.upload", Some(CLINIC), t),
+        )
+        .await
+        .expect("first upload");
+    assert_eq!(first.status, JobStatus::Queued);
+    assert_eq!(first.submitted_at, t);
+    assert_eq!(first.attempts, 0);
+    assert_eq!(
+        store.active_bulk_job(&code(CLINIC)).await.unwrap(),
+        Some(first.clone())
+    );
+    // A second queued job in the same institution collides, whoever uploads it.
+    assert_conflict(
+        store
+            .create_bulk_job(
+                bulk_job(&master, "20260401090001000_master", t),
+                audit_event("bulk_registration.upload", Some(CLINIC), t),
+            )
+            .await,
+        "bulk_registration",
+    );
+    // A file that could not be read is recorded as finished at once and does not collide.
+    let broken = NewBulkJob {
+        status: JobStatus::FailedFileStructure,
+        finished_at: Some(t),
+        row_count: 0,
+        file: vec![],
+        errors: vec![BulkProblem {
+            line: Some(1),
+            field: "file".into(),
+            rule: "file.header_missing".into(),
+            message_ja: "見出しがありません。".into(),
+            message_en: "Missing header.".into(),
+        }],
+        ..bulk_job(
+            &master,
+            "20260401090002000_master",
+            t + Duration::seconds(2),
+        )
+    };
+    let broken = store
+        .create_bulk_job(
+            broken,
+            audit_event("bulk_registration.upload", Some(CLINIC), t),
+        )
+        .await
+        .expect("a failed upload is recorded");
+    assert_eq!(broken.errors.len(), 1);
+    assert_eq!(broken.errors[0].rule, "file.header_missing");
+    // Newest first, at most the limit, only the submitter's.
+    let listed = store
+        .list_bulk_jobs(&code(CLINIC), master.id, 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|j| j.reception_number.as_str())
+            .collect::<Vec<_>>(),
+        ["20260401090002000_master", "20260401090000000_master"]
+    );
+    assert_eq!(
+        store
+            .list_bulk_jobs(&code(CLINIC), master.id, 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .list_bulk_jobs(&code(CLINIC), Uuid::now_v7(), 3)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .get_bulk_job(&code(CLINIC), "20260401090002000_master")
+            .await
+            .unwrap()
+            .map(|j| j.status),
+        Some(JobStatus::FailedFileStructure)
+    );
+    assert!(
+        store
+            .get_bulk_job(&code(PHARMACY), "20260401090002000_master")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The uploads were audited in the same transaction.
+    assert_eq!(
+        audit_log(store)
+            .await
+            .iter()
+            .filter(|e| e.event.kind == "bulk_registration.upload")
+            .count(),
+        2
+    );
+}
+
+async fn bulk_jobs_are_claimed_once_and_taken_over_after_the_lease(ctx: Ctx) {
+    let store = ctx.store.as_ref();
+    let (master, _) = clinic(store).await;
+    let t = now();
+    store
+        .create_bulk_job(
+            bulk_job(&master, "20260401090000000_master", t),
+            audit_event("bulk_registration.upload", Some(CLINIC), t),
+        )
+        .await
+        .unwrap();
+    let lease = Duration::seconds(60);
+    let claimed = store
+        .claim_bulk_job("node-a", t, t + lease)
+        .await
+        .unwrap()
+        .expect("a queued job is claimable");
+    assert_eq!(claimed.file, b"account_type,user_id\r\n");
+    assert_eq!(claimed.job.status, JobStatus::Running);
+    assert_eq!(claimed.job.attempts, 1);
+    assert_eq!(claimed.job.lease_owner.as_deref(), Some("node-a"));
+    assert_eq!(claimed.job.started_at, Some(t));
+    // Held: nobody else gets it before the lease lapses.
+    assert!(
+        store
+            .claim_bulk_job("node-b", t + Duration::seconds(59), t + lease)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Renewal by the holder only.
+    assert!(
+        store
+            .renew_bulk_lease(
+                &code(CLINIC),
+                "20260401090000000_master",
+                "node-a",
+                t + Duration::seconds(120)
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .renew_bulk_lease(
+                &code(CLINIC),
+                "20260401090000000_master",
+                "node-b",
+                t + Duration::seconds(500)
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_bulk_job("node-b", t + Duration::seconds(100), t + lease)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // node-a died: after the lease, node-b takes over, and the attempt is counted.
+    let later = t + Duration::seconds(121);
+    let taken = store
+        .claim_bulk_job("node-b", later, later + lease)
+        .await
+        .unwrap()
+        .expect("an expired lease is taken over");
+    assert_eq!(taken.job.attempts, 2);
+    assert_eq!(taken.job.lease_owner.as_deref(), Some("node-b"));
+    assert_eq!(taken.job.started_at, Some(t));
+    // The old holder can no longer renew or finish it.
+    assert!(
+        !store
+            .renew_bulk_lease(
+                &code(CLINIC),
+                "20260401090000000_master",
+                "node-a",
+                later + lease
+            )
+            .await
+            .unwrap()
+    );
+    assert_not_found(
+        store
+            .complete_bulk_job(
+                &code(CLINIC),
+                "20260401090000000_master",
+                "node-a",
+                finished(JobStatus::Done, later, vec![], None),
+            )
+            .await,
+    );
+    // Concurrent claims of one expired job: exactly one wins.
+    let much_later = later + Duration::seconds(3600);
+    let (a, b) = tokio::join!(
+        store.claim_bulk_job("node-c", much_later, much_later + lease),
+        store.claim_bulk_job("node-d", much_later, much_later + lease),
+    );
+    let winners = [a.unwrap(), b.unwrap()].into_iter().flatten().count();
+    assert_eq!(winners, 1);
+}
+
+async fn bulk_completion_is_all_or_nothing(ctx: Ctx) {
+    let store = ctx.store.as_ref();
+    let (master, _) = clinic(store).await;
+    let t = now();
+    let reception = "20260401090000000_master";
+    store
+        .create_bulk_job(
+            bulk_job(&master, reception, t),
+            audit_event("bulk_registration.upload", Some(CLINIC), t),
+        )
+        .await
+        .unwrap();
+    store
+        .claim_bulk_job("node-a", t, t + Duration::seconds(60))
+        .await
+        .unwrap()
+        .unwrap();
+    // Taken IDs: live and deleted accounts both count; the comparison is case-sensitive.
+    let live = new_account(CLINIC, AccountType::Manager, "kanri01");
+    let gone = new_account(CLINIC, AccountType::Manager, "kanri02");
+    add_account(store, live.clone()).await.unwrap();
+    add_account(store, gone.clone()).await.unwrap();
+    store.delete_account(gone.id, t).await.unwrap();
+    let mut taken = store
+        .taken_user_ids(
+            &code(CLINIC),
+            &[
+                "kanri01".into(),
+                "kanri02".into(),
+                "KANRI01".into(),
+                "kanri03".into(),
+            ],
+        )
+        .await
+        .unwrap();
+    taken.sort();
+    assert_eq!(taken, ["kanri01", "kanri02"]);
+    assert!(
+        store
+            .taken_user_ids(&code(PHARMACY), &["kanri01".into()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A clash rolls back everything: no account, no result, the job still running.
+    let batch: Vec<NewAccount> = (0..1200)
+        .map(|i| new_account(CLINIC, AccountType::Manager, &format!("m{i:05}")))
+        .collect();
+    let mut clashing = batch.clone();
+    clashing.push(new_account(CLINIC, AccountType::Manager, "kanri02"));
+    assert_conflict(
+        store
+            .complete_bulk_job(
+                &code(CLINIC),
+                reception,
+                "node-a",
+                finished(JobStatus::Done, t, clashing, Some(vec![9, 9])),
+            )
+            .await,
+        "account",
+    );
+    assert!(found(store, CLINIC, "m00000").await.is_none());
+    let job = store
+        .get_bulk_job(&code(CLINIC), reception)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Running);
+    assert!(
+        store
+            .bulk_result(&code(CLINIC), reception)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The whole batch (more than one multi-row statement) lands with its result and audit.
+    let done_at = t + Duration::seconds(5);
+    store
+        .complete_bulk_job(
+            &code(CLINIC),
+            reception,
+            "node-a",
+            finished(JobStatus::Done, done_at, batch.clone(), Some(vec![1, 2, 3])),
+        )
+        .await
+        .expect("complete");
+    for new in [&batch[0], &batch[599], &batch[1199]] {
+        assert_eq!(account(store, new.id).await, expected(new));
+    }
+    let job = store
+        .get_bulk_job(&code(CLINIC), reception)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Done);
+    assert_eq!(job.finished_at, Some(done_at));
+    assert_eq!(job.registered_count, 1200);
+    assert_eq!(job.lease_owner, None);
+    let result = store
+        .bulk_result(&code(CLINIC), reception)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result.rows.len(), 1200);
+    assert_eq!(result.rows[0], result_row(2, "m00000", "registered"));
+    assert_eq!(result.passwords_sealed, Some(vec![1, 2, 3]));
+    let creations = AuditFilter {
+        kind: Some("account.create".into()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        store.list_audit(&creations, 5000).await.unwrap().len(),
+        1200 + 2
+    );
+    // Finished: no longer active, never claimable, and finishing twice is refused.
+    assert!(
+        store
+            .active_bulk_job(&code(CLINIC))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let far = t + Duration::days(1);
+    assert!(
+        store
+            .claim_bulk_job("node-b", far, far)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_not_found(
+        store
+            .complete_bulk_job(
+                &code(CLINIC),
+                reception,
+                "node-a",
+                finished(JobStatus::Done, t, vec![], None),
+            )
+            .await,
+    );
+}
+
+async fn bulk_passwords_are_purged(ctx: Ctx) {
+    let store = ctx.store.as_ref();
+    let (master, _) = clinic(store).await;
+    let t = now();
+    let reception = "20260401090000000_master";
+    store
+        .create_bulk_job(
+            bulk_job(&master, reception, t),
+            audit_event("bulk_registration.upload", Some(CLINIC), t),
+        )
+        .await
+        .unwrap();
+    store
+        .claim_bulk_job("node-a", t, t + Duration::seconds(60))
+        .await
+        .unwrap()
+        .unwrap();
+    let accounts = vec![new_account(CLINIC, AccountType::Manager, "kanri01")];
+    store
+        .complete_bulk_job(
+            &code(CLINIC),
+            reception,
+            "node-a",
+            finished(JobStatus::Done, t, accounts, Some(vec![7; 40])),
+        )
+        .await
+        .unwrap();
+    // Not yet: finished after the cut-off.
+    assert_eq!(
+        store
+            .purge_bulk_passwords(t - Duration::SECOND, t)
+            .await
+            .unwrap(),
+        0
+    );
+    let later = t + Duration::days(30);
+    assert_eq!(store.purge_bulk_passwords(t, later).await.unwrap(), 1);
+    assert_eq!(store.purge_bulk_passwords(t, later).await.unwrap(), 0);
+    let result = store
+        .bulk_result(&code(CLINIC), reception)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result.passwords_sealed, None);
+    assert_eq!(result.rows.len(), 1);
+    let job = store
+        .get_bulk_job(&code(CLINIC), reception)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.passwords_purged_at, Some(later));
 }

@@ -39,6 +39,7 @@ pub fn router(state: &AppState) -> axum::Router {
     admin_api::router(admin_api::AdminState {
         admin: state.admin.clone(),
         provisioner: state.provisioner.clone(),
+        bulk: state.bulk.clone(),
         auth: std::sync::Arc::new(AdminBearer(state.clone())),
     })
 }

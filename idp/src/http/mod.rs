@@ -49,6 +49,8 @@ pub struct AppState {
     /// The admin use cases and provisioning, for the admin API under `/admin/v1`.
     pub admin: service::accounts::Admin,
     pub provisioner: service::provisioning::Provisioner,
+    /// Bulk registration: the use cases and this node's runner.
+    pub bulk: service::bulk::BulkRegistrations,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

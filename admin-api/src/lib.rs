@@ -17,6 +17,7 @@ mod auth;
 pub mod error;
 mod extract;
 pub mod institutions;
+pub mod notices;
 pub mod openapi;
 mod password_policy;
 mod settings;
@@ -40,6 +41,7 @@ pub const PREFIX: &str = "/admin/v1";
 pub struct AdminState {
     pub admin: service::accounts::Admin,
     pub provisioner: service::provisioning::Provisioner,
+    pub notices: service::notices::Notices,
     pub auth: Arc<dyn BearerAuth>,
 }
 
@@ -77,6 +79,14 @@ pub fn router(state: AdminState) -> Router {
         .route(
             "/institutions/{code}/accounts/{user_id}/unlock",
             post(accounts::lock::unlock),
+        )
+        .route(
+            "/institutions/{code}/accounts/{user_id}/notice.pdf",
+            get(notices::single::handler),
+        )
+        .route(
+            "/institutions/{code}/notices",
+            post(notices::selection::handler),
         )
         .route("/audit-events.csv", get(audit_export::handler))
         .route("/password-policy/check", post(password_policy::handler))

@@ -5,7 +5,9 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{accounts, audit_export, error, institutions, password_policy, settings, wire};
+use crate::{
+    accounts, audit_export, error, institutions, notices, password_policy, settings, wire,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,6 +31,8 @@ use crate::{accounts, audit_export, error, institutions, password_policy, settin
         accounts::reset::handler,
         accounts::lock::lock,
         accounts::lock::unlock,
+        notices::single::handler,
+        notices::selection::handler,
         audit_export::handler,
         password_policy::handler,
     ),
@@ -37,6 +41,7 @@ use crate::{accounts, audit_export, error, institutions, password_policy, settin
     tags(
         (name = "institutions", description = "Operators only"),
         (name = "accounts", description = "The account hierarchy of SPEC §2"),
+        (name = "notices", description = "ID/password notices (PDF)"),
         (name = "audit", description = "Audit export"),
         (name = "password-policy", description = "Password policy check"),
     )

@@ -148,7 +148,9 @@ impl Application {
             policy: provisioner.policy.clone(),
             lockout: settings.lockout.clone(),
         };
+        let notices = service::notices::Notices::new(admin.clone(), settings.issuer())?;
         let state = AppState {
+            notices,
             admin,
             provisioner: provisioner.clone(),
             discovery: http::discovery_document(settings.issuer()),

@@ -35,6 +35,7 @@ pub fn router(state: &AppState) -> axum::Router {
     admin_api::router(admin_api::AdminState {
         admin: state.admin.clone(),
         provisioner: state.provisioner.clone(),
+        notices: state.notices.clone(),
         auth: std::sync::Arc::new(AdminBearer(state.clone())),
     })
 }

@@ -49,6 +49,8 @@ pub struct AppState {
     /// The admin use cases and provisioning, for the admin API under `/admin/v1`.
     pub admin: service::accounts::Admin,
     pub provisioner: service::provisioning::Provisioner,
+    /// ID/password notices (PDF), pointing people at this issuer's login page.
+    pub notices: service::notices::Notices,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -14,8 +14,7 @@ use crate::{AccountType, Violation};
 
 /// At most this many accounts in one combined notice PDF. An admin search page holds at most
 /// 100 accounts (`per_page` 1-100), so a whole page of results prints at once; a larger batch
-/// is split by the caller. It bounds the work of one request (about 5 ms and a few kilobytes
-/// per page).
+/// is split by the caller. It bounds the rendering work and the size of one response.
 pub const MAX_SELECTION: usize = 100;
 
 /// Why no notice can be printed for an account.

@@ -173,13 +173,15 @@ mod tests {
     fn printable_only_on_a_kept_unexpired_initial_password() {
         let issued = datetime!(2026-04-01 10:00 +9);
         let expiry = issued + Duration::days(30);
-        let rows: &[(
+        // (type, initial password issued at, sealed copy kept, now, expected)
+        type Row = (
             AccountType,
             Option<OffsetDateTime>,
             bool,
             OffsetDateTime,
             Result<(), NoticeRefusal>,
-        )] = &[
+        );
+        let rows: &[Row] = &[
             // [000 §5] 未発行または発行済（初期パスワードの状態）: printable, again and again.
             (AccountType::General, Some(issued), true, issued, Ok(())),
             (

@@ -88,6 +88,13 @@ pub enum ApiError {
     UnsupportedMediaType(&'static str),
     #[error("validation failed")]
     Validation(Vec<FieldError>),
+    /// No ID/password notice can be printed: why, and for a selection every user ID concerned.
+    #[error("notice unavailable")]
+    NoticeUnavailable {
+        message_ja: String,
+        message_en: String,
+        errors: Vec<FieldError>,
+    },
     #[error("malformed request: {0}")]
     Malformed(String),
     #[error("internal error: {0}")]
@@ -115,9 +122,56 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(what) => ApiError::Conflict(what),
             ServiceError::NotFound => ApiError::NotFound,
             ServiceError::Forbidden(refusal) => ApiError::Forbidden(refusal),
+            ServiceError::NoticeUnavailable(blocked) => notice_unavailable(&blocked),
             ServiceError::Store(e) => ApiError::Internal(e.to_string()),
             ServiceError::Internal(e) => ApiError::Internal(e),
         }
+    }
+}
+
+/// The 409 of a notice request. A single account gets the reason itself as the message; a
+/// selection names every user ID that cannot be printed, with one entry per ID in `errors`
+/// (`field` = `user_ids[<index>]`).
+fn notice_unavailable(blocked: &[service::notices::NoticeBlocked]) -> ApiError {
+    let errors: Vec<FieldError> = blocked
+        .iter()
+        .map(|b| {
+            let v = b.refusal.violation();
+            let field = match b.position {
+                Some(i) => format!("user_ids[{i}]"),
+                None => "user_id".to_owned(),
+            };
+            FieldError::new(
+                &field,
+                v.rule,
+                format!("{}: {}", b.user_id, v.message_ja),
+                format!("{}: {}", b.user_id, v.message_en),
+            )
+        })
+        .collect();
+    let (message_ja, message_en) = match blocked {
+        [single] if single.position.is_none() => {
+            let v = single.refusal.violation();
+            (v.message_ja, v.message_en)
+        }
+        _ => {
+            let ids: Vec<&str> = blocked.iter().map(|b| b.user_id.as_str()).collect();
+            let ids = ids.join(", ");
+            (
+                format!(
+                    "次のアカウントは通知書を出力できないため、どの通知書も出力していません（出力済にもしていません）: {ids}。理由は errors を確認してください。"
+                ),
+                format!(
+                    "No notice was printed (and none marked issued) because these accounts \
+                     cannot be printed: {ids}. See errors for each reason."
+                ),
+            )
+        }
+    };
+    ApiError::NoticeUnavailable {
+        message_ja,
+        message_en,
+        errors,
     }
 }
 
@@ -222,6 +276,10 @@ impl ApiError {
                             .into()
                     }
                     "institution" => "この医療機関等コードは登録済みです。".into(),
+                    "notice" => {
+                        "出力中に対象アカウントのパスワードが初期化・変更されたため、通知書を出力しませんでした。もう一度出力してください。"
+                            .into()
+                    }
                     _ => "既に存在します。".into(),
                 },
                 match *what {
@@ -229,6 +287,9 @@ impl ApiError {
                         "This user ID is taken; IDs of deleted accounts are never reused.".into()
                     }
                     "institution" => "An institution with this code already exists.".into(),
+                    "notice" => "A password was reset or changed while the notice was being \
+                        printed, so nothing was printed; print again."
+                        .into(),
                     other => format!("The {other} already exists."),
                 },
             ),
@@ -270,6 +331,17 @@ impl ApiError {
                 "Validation failed",
                 "入力内容に誤りがあります。各項目のエラーを確認してください。".into(),
                 "The request failed validation; see the errors of each field.".into(),
+            ),
+            ApiError::NoticeUnavailable {
+                message_ja,
+                message_en,
+                ..
+            } => (
+                StatusCode::CONFLICT,
+                "notice-unavailable",
+                "Notice unavailable",
+                message_ja.clone(),
+                message_en.clone(),
             ),
             ApiError::Malformed(why) => (
                 StatusCode::BAD_REQUEST,
@@ -315,7 +387,7 @@ impl IntoResponse for ApiError {
             Kind::Other
         };
         let errors = match self {
-            ApiError::Validation(errors) => errors,
+            ApiError::Validation(errors) | ApiError::NoticeUnavailable { errors, .. } => errors,
             _ => Vec::new(),
         };
         let problem = Problem {

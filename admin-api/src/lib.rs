@@ -18,6 +18,7 @@ pub mod bulk;
 pub mod error;
 mod extract;
 pub mod institutions;
+pub mod notices;
 pub mod openapi;
 mod password_policy;
 mod settings;
@@ -43,6 +44,7 @@ pub struct AdminState {
     pub admin: service::accounts::Admin,
     pub provisioner: service::provisioning::Provisioner,
     pub bulk: service::bulk::BulkRegistrations,
+    pub notices: service::notices::Notices,
     pub auth: Arc<dyn BearerAuth>,
 }
 
@@ -94,6 +96,14 @@ pub fn router(state: AdminState) -> Router {
         .route(
             "/institutions/{code}/bulk-registrations/{reception_number}/result.csv",
             get(bulk::result::handler),
+        )
+        .route(
+            "/institutions/{code}/accounts/{user_id}/notice.pdf",
+            get(notices::single::handler),
+        )
+        .route(
+            "/institutions/{code}/notices",
+            post(notices::selection::handler),
         )
         .route("/audit-events.csv", get(audit_export::handler))
         .route("/password-policy/check", post(password_policy::handler))

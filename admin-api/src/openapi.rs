@@ -5,7 +5,9 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{accounts, audit_export, bulk, error, institutions, password_policy, settings, wire};
+use crate::{
+    accounts, audit_export, bulk, error, institutions, notices, password_policy, settings, wire,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +35,8 @@ use crate::{accounts, audit_export, bulk, error, institutions, password_policy, 
         bulk::list::handler,
         bulk::get::handler,
         bulk::result::handler,
+        notices::single::handler,
+        notices::selection::handler,
         audit_export::handler,
         password_policy::handler,
     ),
@@ -42,6 +46,7 @@ use crate::{accounts, audit_export, bulk, error, institutions, password_policy, 
         (name = "institutions", description = "Operators only"),
         (name = "accounts", description = "The account hierarchy of SPEC §2"),
         (name = "bulk-registrations", description = "Bulk CSV registration (SPEC §9, §12)"),
+        (name = "notices", description = "ID/password notices (PDF)"),
         (name = "audit", description = "Audit export"),
         (name = "password-policy", description = "Password policy check"),
     )

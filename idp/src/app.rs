@@ -151,8 +151,10 @@ impl Application {
         };
         let bulk =
             service::bulk::BulkRegistrations::new(admin.clone(), settings.bulk.to_settings());
+        let notices = service::notices::Notices::new(admin.clone(), settings.issuer())?;
         let state = AppState {
             bulk,
+            notices,
             admin,
             provisioner: provisioner.clone(),
             discovery: http::discovery_document(settings.issuer()),

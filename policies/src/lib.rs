@@ -16,6 +16,7 @@ pub mod institution;
 pub mod lockout;
 pub mod names;
 pub mod network;
+pub mod notice;
 pub mod otp;
 pub mod password;
 pub mod permissions;

@@ -169,6 +169,33 @@ pub fn viewable_types(
         .collect()
 }
 
+/// Who may print an account's ID/password notice (SPEC §9 notices, [000 §5]). Decision: the
+/// actors who may issue that account's initial password — by creating the account or by
+/// resetting its password — may also print it, and nobody else: printing reveals the initial
+/// password, which only its issuers see. So an operator prints the notices of the `master` and
+/// `master_reset` accounts it created with an institution, `master_reset` reprints `master`'s
+/// after a reset, `master` prints its managers' and a manager the accounts below it. Whether the
+/// account is printable at all is `notice::notice_printable`; acting on one's own account is
+/// refused by the service as for every admin action.
+pub fn can_issue_notice(
+    actor_type: AccountType,
+    actor_institution: &InstitutionCode,
+    target_type: AccountType,
+    target_institution: &InstitutionCode,
+) -> bool {
+    [Action::Create, Action::ResetPassword]
+        .into_iter()
+        .any(|action| {
+            can_in_institution(
+                actor_type,
+                actor_institution,
+                action,
+                target_type,
+                target_institution,
+            )
+        })
+}
+
 /// Institutions themselves (create, read, list, rename, usage start): the platform operator only
 /// (SPEC §1 "Institutions are created by the platform operator", §9 "institutions (operator)").
 pub fn can_manage_institutions(
@@ -393,5 +420,53 @@ mod admin_surface_tests {
         assert!(!can_export_audit(Master, &a, None));
         assert!(!can_export_audit(Master, &a, Some(&b)));
         assert!(!can_export_audit(Manager, &a, Some(&a)));
+    }
+}
+
+#[cfg(test)]
+mod notice_tests {
+    use super::*;
+    use AccountType::*;
+
+    #[test]
+    fn notices_are_printed_by_whoever_issues_the_initial_password() {
+        let platform = InstitutionCode::platform();
+        let a = InstitutionCode::parse("1314000001").expect("valid");
+        let b = InstitutionCode::parse("2741234567").expect("valid");
+        // target → the actors that create it or reset its password (SPEC §2 matrix).
+        let expected: &[(AccountType, &[AccountType])] = &[
+            (Operator, &[Operator]),
+            // Created by the operator with the institution; reset by master_reset [002 §3(2)].
+            (Master, &[Operator, MasterReset]),
+            (MasterReset, &[Operator]),
+            (Manager, &[Master]),
+            (General, &[Manager]),
+            (ClinicalViewer, &[Manager]),
+            (WebApi, &[Manager]),
+            (LinkedApp, &[Manager]),
+            (CardReader, &[Manager]),
+        ];
+        for (target, actors) in expected {
+            let target_institution = if *target == Operator { &platform } else { &a };
+            for actor in AccountType::ALL {
+                let actor_institution = if actor == Operator { &platform } else { &a };
+                assert_eq!(
+                    can_issue_notice(actor, actor_institution, *target, target_institution),
+                    actors.contains(&actor),
+                    "{actor} prints {target}"
+                );
+                // Never across institutions, except operators, who act across them.
+                if actor != Operator && *target != Operator {
+                    assert!(
+                        !can_issue_notice(actor, &b, *target, target_institution),
+                        "{actor}@other prints {target}"
+                    );
+                }
+            }
+        }
+        assert!(can_issue_notice(Operator, &platform, MasterReset, &b));
+        // Types in the wrong kind of institution print nothing.
+        assert!(!can_issue_notice(Operator, &a, Master, &a));
+        assert!(!can_issue_notice(Manager, &platform, General, &platform));
     }
 }

@@ -445,7 +445,7 @@ impl Admin {
 
     /// Refuses at once when the actor can do nothing at all in that institution (another
     /// institution for anyone but an operator), before revealing whether an account exists.
-    async fn reachable(
+    pub(crate) async fn reachable(
         &self,
         actor: &AdminActor,
         institution: &InstitutionCode,
@@ -465,7 +465,7 @@ impl Admin {
         Ok(())
     }
 
-    async fn live(
+    pub(crate) async fn live(
         &self,
         institution: &InstitutionCode,
         user_id: &str,
@@ -569,7 +569,7 @@ impl Target {
         }
     }
 
-    fn of(account: &Account) -> Self {
+    pub(crate) fn of(account: &Account) -> Self {
         Self::new(
             account.account_type,
             &account.institution_code,

@@ -18,6 +18,9 @@ pub enum ServiceError {
     /// The permission matrix (or the self-action rule) refuses this actor.
     #[error("forbidden: {0:?}")]
     Forbidden(Refusal),
+    /// No ID/password notice can be printed for these accounts; nothing was printed or marked.
+    #[error("notice unavailable for {} account(s)", .0.len())]
+    NoticeUnavailable(Vec<crate::notices::NoticeBlocked>),
     #[error(transparent)]
     Store(store::StoreError),
     #[error("internal error: {0}")]

@@ -13,6 +13,7 @@ pub mod digest;
 pub mod error;
 pub mod hashing;
 pub mod institutions;
+pub mod notices;
 pub mod provisioning;
 pub mod random;
 pub mod sealing;

@@ -296,6 +296,11 @@ pub(crate) mod sql {
             lock_state = CASE WHEN lock_state = 'failures' THEN 'none' ELSE lock_state END, \
             locked_at = CASE WHEN lock_state = 'failures' THEN NULL ELSE locked_at END \
         WHERE id = $1 AND deleted_at IS NULL";
+    /// Marks a notice printed only while the account still has the credential the notice showed,
+    /// so a reset or change that raced the printing is not marked 出力済.
+    pub const MARK_NOTICE_ISSUED: &str = "\
+        UPDATE accounts SET notice_issued = TRUE \
+        WHERE id = $1 AND password_hash = $2 AND deleted_at IS NULL";
     pub const SET_LOCK_LIVE: &str = "\
         UPDATE accounts SET lock_state = $2, locked_at = $3, \
             failed_attempts = CASE WHEN $2 = 'none' THEN 0 ELSE failed_attempts END \
@@ -492,8 +497,9 @@ macro_rules! impl_store {
                 AuditResult, AuthorizationCode, BulkCompletion, BulkJob, BulkResult,
                 ClaimedBulkJob, Client, CodeRedemption, Credential, Grant, Institution,
                 InstitutionSettings, InstitutionUpdate, NewAccount, NewAuditEvent, NewBulkJob,
-                NewInstitution, OtpChallenge, OtpSendStats, PageRequest, RefreshRedemption,
-                RefreshToken, Result, SecondFactor, Session, SigningKey, Store, StoreError,
+                NewInstitution, OtpChallenge, OtpSendStats, PageRequest, PrintedNotice,
+                RefreshRedemption, RefreshToken, Result, SecondFactor, Session, SigningKey, Store,
+                StoreError,
             };
 
             type Row = <$db as sqlx::Database>::Row;
@@ -1452,6 +1458,30 @@ macro_rules! impl_store {
                     })?;
                     tx.commit().await.map_err(db)?;
                     Ok(changed)
+                }
+
+                async fn mark_notices_issued(
+                    &self,
+                    notices: &[PrintedNotice],
+                    audit: Vec<NewAuditEvent>,
+                ) -> Result<()> {
+                    let mut tx = self.begin_write().await?;
+                    for notice in notices {
+                        let done = sqlx::query(sql::MARK_NOTICE_ISSUED)
+                            .bind(notice.account_id)
+                            .bind(&notice.password_hash)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db)?;
+                        if done.rows_affected() != 1 {
+                            // Dropping the transaction rolls back the marks made so far.
+                            return Err(StoreError::Conflict("notice"));
+                        }
+                    }
+                    for event in &audit {
+                        insert_audit(&mut tx, event).await?;
+                    }
+                    tx.commit().await.map_err(db)
                 }
 
                 async fn create_client(&self, client: Client, audit: NewAuditEvent) -> Result<()> {

@@ -144,6 +144,16 @@ pub trait Store: Send + Sync + 'static {
         audit: NewAuditEvent,
     ) -> Result<Account>;
 
+    /// Marks the ID/password notices of these accounts printed (出力済) and appends the audit
+    /// events, in one transaction. A notice counts only for the credential it showed: if any
+    /// account is deleted or no longer has that password hash (reset or changed meanwhile),
+    /// nothing is marked and the result is Conflict(`notice`).
+    async fn mark_notices_issued(
+        &self,
+        notices: &[PrintedNotice],
+        audit: Vec<NewAuditEvent>,
+    ) -> Result<()>;
+
     /// A password change by the account holder, in one transaction: the previous hash joins the
     /// history (only the newest `keep` are retained), the new credential replaces it, and every
     /// other session of the account ends. Returns how many sessions ended.

@@ -196,6 +196,14 @@ pub struct Account {
     pub deleted_at: Option<OffsetDateTime>,
 }
 
+/// A printed ID/password notice: the account and the password hash of the credential it showed
+/// (see [`crate::Store::mark_notices_issued`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrintedNotice {
+    pub account_id: Uuid,
+    pub password_hash: String,
+}
+
 /// A registered relying party (SPEC §8).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client {

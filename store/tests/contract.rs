@@ -27,8 +27,8 @@ use store::{
     AuthorizationCode, BulkCompletion, BulkProblem, BulkResultRow, Client, CodeRedemption,
     Credential, Grant, InstitutionSettings, InstitutionUpdate, NewAccount, NewAuditEvent,
     NewBulkJob, NewInstitution, OtpChallenge, OtpPurpose, OtpSendStats, PageRequest,
-    RefreshRedemption, RefreshToken, SecondFactor, SecondFactorMethod, Session, SigningKey, Store,
-    StoreError,
+    PrintedNotice, RefreshRedemption, RefreshToken, SecondFactor, SecondFactorMethod, Session,
+    SigningKey, Store, StoreError,
 };
 use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};
@@ -395,6 +395,7 @@ contract!(
     bulk_jobs_are_claimed_once_and_taken_over_after_the_lease,
     bulk_completion_is_all_or_nothing,
     bulk_passwords_are_purged,
+    notices_are_marked_all_or_nothing,
 );
 
 async fn migrations_are_idempotent(ctx: Ctx) {
@@ -2777,4 +2778,77 @@ async fn bulk_passwords_are_purged(ctx: Ctx) {
         .unwrap()
         .unwrap();
     assert_eq!(job.passwords_purged_at, Some(later));
+}
+
+async fn notices_are_marked_all_or_nothing(ctx: Ctx) {
+    let store = &*ctx.store;
+    let (master, reset) = clinic(store).await;
+    let printed = |a: &NewAccount| PrintedNotice {
+        account_id: a.id,
+        password_hash: a.credential.hash.clone(),
+    };
+    let notice_audit = || audit_event("account.notice", Some(CLINIC), now());
+    let before = audit_log(store).await.len();
+
+    // One entry whose credential is no longer current: nothing is marked, nothing audited.
+    let stale = PrintedNotice {
+        account_id: reset.id,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$b3RoZXI$b3RoZXI".into(),
+    };
+    assert_conflict(
+        store
+            .mark_notices_issued(
+                &[printed(&master), stale],
+                vec![notice_audit(), notice_audit()],
+            )
+            .await,
+        "notice",
+    );
+    assert!(!account(store, master.id).await.notice_issued);
+    assert_eq!(audit_log(store).await.len(), before);
+
+    store
+        .mark_notices_issued(
+            &[printed(&master), printed(&reset)],
+            vec![notice_audit(), notice_audit()],
+        )
+        .await
+        .expect("mark both");
+    assert!(account(store, master.id).await.notice_issued);
+    assert!(account(store, reset.id).await.notice_issued);
+    assert_eq!(audit_log(store).await.len(), before + 2);
+    // Printing again keeps the mark.
+    store
+        .mark_notices_issued(&[printed(&master)], vec![notice_audit()])
+        .await
+        .expect("mark again");
+
+    // A reset clears the mark, and a notice of the old password no longer counts.
+    let fresh = Credential {
+        hash: "$argon2id$v=19$m=19456,t=2,p=1$bmV3$bmV3".into(),
+        initial_issued_at: Some(now()),
+        initial_sealed: Some(vec![7, 7]),
+        changed_at: None,
+    };
+    store
+        .change_account(
+            master.id,
+            AccountChange::ResetCredential(fresh),
+            None,
+            audit_event("account.password_reset", Some(CLINIC), now()),
+        )
+        .await
+        .expect("reset");
+    assert!(!account(store, master.id).await.notice_issued);
+    assert_conflict(
+        store.mark_notices_issued(&[printed(&master)], vec![]).await,
+        "notice",
+    );
+
+    // Deleted accounts are never marked.
+    store.delete_account(reset.id, now()).await.expect("delete");
+    assert_conflict(
+        store.mark_notices_issued(&[printed(&reset)], vec![]).await,
+        "notice",
+    );
 }

@@ -40,6 +40,7 @@ pub fn router(state: &AppState) -> axum::Router {
         admin: state.admin.clone(),
         provisioner: state.provisioner.clone(),
         bulk: state.bulk.clone(),
+        notices: state.notices.clone(),
         auth: std::sync::Arc::new(AdminBearer(state.clone())),
     })
 }

@@ -51,6 +51,8 @@ pub struct AppState {
     pub provisioner: service::provisioning::Provisioner,
     /// Bulk registration: the use cases and this node's runner.
     pub bulk: service::bulk::BulkRegistrations,
+    /// ID/password notices (PDF), pointing people at this issuer's login page.
+    pub notices: service::notices::Notices,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

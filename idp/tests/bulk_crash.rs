@@ -239,8 +239,7 @@ async fn story(server: Server) {
         .unwrap();
     let passwords: Vec<Option<String>> = serde_json::from_slice(&plain).unwrap();
     let digester = std::sync::Arc::new(service::SecretDigester::from_kek(&kek));
-    let hasher =
-        service::PasswordHasher::new(service::HashingParams::default(), digester).unwrap();
+    let hasher = service::PasswordHasher::new(service::HashingParams::default(), digester).unwrap();
     for i in [0, ROWS / 2, ROWS - 1] {
         let user_id = &result.rows[i].cells[1];
         let account = accounts.iter().find(|a| &a.user_id == user_id).unwrap();

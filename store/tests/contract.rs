@@ -26,9 +26,9 @@ use store::{
     Account, AccountChange, AccountFields, AccountFilter, AuditEvent, AuditFilter, AuditResult,
     AuthorizationCode, BulkCompletion, BulkProblem, BulkResultRow, Client, CodeRedemption,
     Credential, Grant, InstitutionSettings, InstitutionUpdate, NewAccount, NewAuditEvent,
-    NewBulkJob, NewInstitution, OtpChallenge, OtpPurpose, OtpSendStats, PageRequest,
-    PrintedNotice, RefreshRedemption, RefreshToken, SecondFactor, SecondFactorMethod, Session,
-    SigningKey, Store, StoreError,
+    NewBulkJob, NewInstitution, OtpChallenge, OtpPurpose, OtpSendStats, PageRequest, PrintedNotice,
+    RefreshRedemption, RefreshToken, SecondFactor, SecondFactorMethod, Session, SigningKey, Store,
+    StoreError,
 };
 use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};

@@ -197,6 +197,7 @@ impl Application {
         let grace = Duration::from_secs(state.settings.server.shutdown_grace_seconds);
         let reloader = tokio::spawn(reload_keys(state.clone()));
         let bulk_runner = tokio::spawn(state.bulk.clone().run());
+        let purger = tokio::spawn(purge_initial_passwords(state.clone()));
         let router = http::router(state);
         tracing::info!(address = %self.listener.local_addr()?, "serving");
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
@@ -223,6 +224,7 @@ impl Application {
         };
         reloader.abort();
         bulk_runner.abort();
+        purger.abort();
         result??;
         tracing::info!("stopped");
         Ok(())
@@ -243,6 +245,34 @@ async fn reload_keys(state: AppState) {
             .await
         {
             tracing::warn!(error = %e, "reloading signing keys failed; keeping the current set");
+        }
+    }
+}
+
+/// How often expired initial passwords are looked for.
+const INITIAL_PASSWORD_PURGE_EVERY: Duration = Duration::from_secs(600);
+
+/// Destroys the sealed copies of initial passwords once they expire (30 days for people;
+/// machine accounts' secrets never expire and stay printable): an initial password is kept,
+/// encrypted, only until its first change (which drops it) or its expiry. Runs at start and then
+/// every ten minutes; every node may run it, the update is idempotent.
+async fn purge_initial_passwords(state: AppState) {
+    let expiring: Vec<AccountType> = AccountType::ALL
+        .into_iter()
+        .filter(|t| t.initial_password_expires())
+        .collect();
+    let mut tick = tokio::time::interval(INITIAL_PASSWORD_PURGE_EVERY);
+    loop {
+        tick.tick().await;
+        let issued_before = state.clock.now() - policies::credential::INITIAL_PASSWORD_VALIDITY;
+        match state
+            .store
+            .purge_initial_passwords(&expiring, issued_before)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(accounts = n, "purged expired initial passwords"),
+            Err(e) => tracing::warn!(error = %e, "purging expired initial passwords failed"),
         }
     }
 }

@@ -1685,6 +1685,15 @@ macro_rules! impl_store {
                     Ok(())
                 }
 
+                async fn get_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>> {
+                    let row = sqlx::query(sql::SELECT_REFRESH)
+                        .bind(token_hash)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    row.as_ref().map(refresh_from_row).transpose()
+                }
+
                 async fn redeem_refresh_token(
                     &self,
                     token_hash: &str,
@@ -1952,6 +1961,29 @@ macro_rules! impl_store {
                         rows: from_json("result_rows", &col::<String>(&row, "result_rows")?)?,
                         passwords_sealed: col(&row, "passwords_sealed")?,
                     }))
+                }
+
+                async fn purge_initial_passwords(
+                    &self,
+                    account_types: &[AccountType],
+                    issued_before: OffsetDateTime,
+                ) -> Result<u64> {
+                    if account_types.is_empty() {
+                        return Ok(0);
+                    }
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "UPDATE accounts SET initial_sealed = NULL \
+                         WHERE initial_sealed IS NOT NULL AND initial_issued_at <= ",
+                    );
+                    query.push_bind(ts(issued_before));
+                    query.push(" AND account_type IN (");
+                    let mut types = query.separated(", ");
+                    for account_type in account_types {
+                        types.push_bind(account_type.as_str());
+                    }
+                    types.push_unseparated(")");
+                    let done = query.build().execute(&self.writer).await.map_err(db)?;
+                    Ok(done.rows_affected())
                 }
 
                 async fn purge_bulk_passwords(

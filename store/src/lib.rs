@@ -233,6 +233,9 @@ pub trait Store: Send + Sync + 'static {
     /// The grants issued during a browser session, oldest first (for logout notifications).
     async fn grants_of_session(&self, session_id_hash: &str) -> Result<Vec<Grant>>;
     async fn insert_refresh_token(&self, token: RefreshToken) -> Result<()>;
+    /// A refresh token by its hash, spent or not (for introspection and revocation), without
+    /// spending it.
+    async fn get_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>>;
     /// Spends a refresh token atomically: of concurrent uses exactly one sees `Redeemed`.
     async fn redeem_refresh_token(
         &self,
@@ -301,6 +304,14 @@ pub trait Store: Send + Sync + 'static {
         institution: &InstitutionCode,
         reception_number: &str,
     ) -> Result<Option<BulkResult>>;
+    /// Destroys the sealed initial passwords (kept for the ID/password notice) of accounts of
+    /// `account_types` issued at or before `issued_before`: once expired, nobody may read them.
+    /// Returns how many accounts were purged.
+    async fn purge_initial_passwords(
+        &self,
+        account_types: &[policies::AccountType],
+        issued_before: OffsetDateTime,
+    ) -> Result<u64>;
     /// Destroys the sealed initial passwords of jobs finished at or before `finished_before`,
     /// marking them purged at `now`. Returns how many jobs were purged.
     async fn purge_bulk_passwords(

@@ -396,6 +396,7 @@ contract!(
     bulk_completion_is_all_or_nothing,
     bulk_passwords_are_purged,
     notices_are_marked_all_or_nothing,
+    expired_initial_passwords_are_purged,
 );
 
 async fn migrations_are_idempotent(ctx: Ctx) {
@@ -1613,6 +1614,12 @@ async fn refresh_tokens_are_redeemed_exactly_once(ctx: Ctx) {
         store.insert_refresh_token(token.clone()).await,
         "refresh_token",
     );
+    // Looking a token up does not spend it.
+    assert_eq!(
+        store.get_refresh_token("r1").await.expect("get"),
+        Some(token.clone())
+    );
+    assert_eq!(store.get_refresh_token("r9").await.expect("get"), None);
 
     let at = now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -2850,5 +2857,72 @@ async fn notices_are_marked_all_or_nothing(ctx: Ctx) {
     assert_conflict(
         store.mark_notices_issued(&[printed(&reset)], vec![]).await,
         "notice",
+    );
+}
+
+async fn expired_initial_passwords_are_purged(ctx: Ctx) {
+    let store = &*ctx.store;
+    let (master, _) = clinic(store).await;
+    let long_ago = now() - Duration::days(40);
+    let issued = |account_type, user_id: &str, at| {
+        let mut account = new_account(CLINIC, account_type, user_id);
+        account.credential.initial_issued_at = Some(at);
+        account
+    };
+    let old_staff = issued(AccountType::General, "staff_old", long_ago);
+    let new_staff = issued(AccountType::General, "staff_new", now());
+    let old_machine = issued(AccountType::WebApi, "api_old", long_ago);
+    for account in [&old_staff, &new_staff, &old_machine] {
+        store
+            .create_account(
+                account.clone(),
+                audit_event("account.create", Some(CLINIC), now()),
+            )
+            .await
+            .expect("create");
+    }
+    let humans: Vec<AccountType> = AccountType::ALL
+        .into_iter()
+        .filter(|t| t.initial_password_expires())
+        .collect();
+
+    let purged = store
+        .purge_initial_passwords(&humans, now() - Duration::days(30))
+        .await
+        .expect("purge");
+    assert_eq!(purged, 1, "only the expired human initial password");
+    assert_eq!(
+        account(store, old_staff.id).await.credential.initial_sealed,
+        None
+    );
+    for kept in [&new_staff, &old_machine, &master] {
+        assert_eq!(
+            account(store, kept.id).await.credential.initial_sealed,
+            kept.credential.initial_sealed,
+            "{} keeps its sealed initial password",
+            kept.user_id
+        );
+    }
+    // The hash and the issue time stay: the password state still reads as expired.
+    assert_eq!(
+        account(store, old_staff.id)
+            .await
+            .credential
+            .initial_issued_at,
+        Some(long_ago)
+    );
+    assert_eq!(
+        store
+            .purge_initial_passwords(&humans, now() - Duration::days(30))
+            .await
+            .expect("purge again"),
+        0
+    );
+    assert_eq!(
+        store
+            .purge_initial_passwords(&[], now())
+            .await
+            .expect("no types"),
+        0
     );
 }

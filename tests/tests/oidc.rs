@@ -8,7 +8,7 @@ use openidconnect::core::{
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
     EndpointSet, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
-    RedirectUrl, Scope, TokenResponse,
+    RedirectUrl, RefreshToken, Scope, TokenResponse,
 };
 use reqwest::StatusCode;
 use sekimori_tests::{
@@ -1167,6 +1167,132 @@ async fn refresh_tokens_rotate_and_a_reuse_revokes_the_family() {
     assert!(
         format!("{locked:?}").contains("invalid_grant"),
         "{locked:?}"
+    );
+}
+
+#[tokio::test]
+async fn refresh_tokens_are_introspected_and_revoked_by_their_own_client() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let created = app.institution(CLINIC).await;
+    let secret = offline_client(&app).await;
+    let other_secret = app.client("other", REDIRECT, false, "ES256").await.unwrap();
+    let rp = relying_party(&app, "offline", Some(secret.clone())).await;
+    let mut browser = Browser::new();
+    let started = start_offline(&rp);
+    let code = first_sign_in(
+        &app,
+        &mut browser,
+        &started,
+        &created.master.initial_password,
+    )
+    .await;
+    let first = rp
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(started.verifier)
+        .request_async(&http())
+        .await
+        .unwrap();
+    let r1 = first.refresh_token().unwrap().secret().clone();
+    let sub = payload(&first.id_token().unwrap().to_string())["sub"].clone();
+
+    let call = |path: &'static str, client: &'static str, secret: String, token: String| {
+        let app = &app;
+        async move {
+            let response = app
+                .http
+                .post(app.url(path))
+                .basic_auth(client, Some(secret))
+                .form(&[
+                    ("token", token.as_str()),
+                    ("token_type_hint", "refresh_token"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            (status, body)
+        }
+    };
+
+    let (status, body) = call("/introspect", "offline", secret.clone(), r1.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["active"], true, "{body}");
+    assert_eq!(body["token_type"], "refresh_token");
+    assert_eq!(body["client_id"], "offline");
+    assert_eq!(body["sub"], sub);
+    assert_eq!(body["username"], format!("mst01@{CLINIC}"));
+    assert!(
+        body["scope"].as_str().unwrap().contains("offline_access"),
+        "{body}"
+    );
+    assert!(body["exp"].as_i64().unwrap() > body["iat"].as_i64().unwrap());
+    // Another client learns nothing about it and cannot revoke it.
+    let (_, body) = call("/introspect", "other", other_secret.clone(), r1.clone()).await;
+    assert_eq!(body, serde_json::json!({ "active": false }));
+    let (status, _) = call("/revoke", "other", other_secret.clone(), r1.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A rotation spends r1: it is no longer active, its successor is.
+    let second = rp
+        .exchange_refresh_token(&RefreshToken::new(r1.clone()))
+        .unwrap()
+        .request_async(&http())
+        .await
+        .expect("r1 still works after the other client's revocation attempt");
+    let r2 = second.refresh_token().unwrap().secret().clone();
+    let access = second.access_token().secret().clone();
+    let (_, body) = call("/introspect", "offline", secret.clone(), r1.clone()).await;
+    assert_eq!(body["active"], false);
+    let (_, body) = call("/introspect", "offline", secret.clone(), r2.clone()).await;
+    assert_eq!(body["active"], true);
+
+    // The owner revokes r2 (RFC 7009): the family and its access tokens end; again is fine.
+    for _ in 0..2 {
+        let (status, _) = call("/revoke", "offline", secret.clone(), r2.clone()).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (_, body) = call("/introspect", "offline", secret.clone(), r2.clone()).await;
+    assert_eq!(body["active"], false);
+    let refused = rp
+        .exchange_refresh_token(&RefreshToken::new(r2.clone()))
+        .unwrap()
+        .request_async(&http())
+        .await;
+    assert!(
+        format!("{refused:?}").contains("invalid_grant"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        app.http
+            .get(app.url("/userinfo"))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let revocations = app
+        .services()
+        .await
+        .store
+        .list_audit(
+            &store::AuditFilter {
+                kind: Some("token.revoke".into()),
+                ..Default::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(revocations.len(), 1, "one revocation, by the owner");
+    assert_eq!(
+        revocations[0].event.reason.as_deref(),
+        Some("refresh_token")
     );
 }
 

@@ -1,23 +1,33 @@
-//! Token introspection (RFC 7662) and revocation (RFC 7009) for access tokens.
+//! Token introspection (RFC 7662) and revocation (RFC 7009) for access and refresh tokens.
 //!
 //! Both need an authenticated confidential client: resource servers register as clients.
-//! Introspection answers `{"active": false}` for anything that is not a live access token of this
-//! provider, without saying why; it covers grant tokens, machine account tokens and clients'
-//! service tokens. Revocation answers 200 whatever the token was (RFC 7009 §2.2) and revokes
-//! only grant tokens issued to the calling client; the token's whole grant is revoked, so every
-//! token issued with it stops working at once. `client_credentials` tokens are stateless: they
-//! end by expiry, or at once when the machine account is locked, disabled, deleted or reset.
+//! Access tokens are JWTs and refresh tokens opaque handles without a `.`, so the token itself
+//! says which it is and `token_type_hint` is not needed (RFC 7009 §2.1 lets a server ignore it).
+//!
+//! Introspection answers `{"active": false}` for anything that is not a live token of this
+//! provider, without saying why. Access tokens of every kind (grant, machine account, a client's
+//! service token) are described to any confidential client; a refresh token only to the client
+//! it was issued to, and only while a refresh with it would succeed.
+//!
+//! Revocation answers 200 whatever the token was (RFC 7009 §2.2) and acts only on tokens issued
+//! to the calling client: an access or refresh token of a grant revokes the whole grant, so every
+//! token issued with it (the refresh family included) stops working at once. `client_credentials`
+//! tokens are stateless: they end by expiry, or at once when the machine account is locked,
+//! disabled, deleted or reset.
 
 use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use store::{AuditResult, NewAuditEvent};
+use store::{Account, AuditResult, Client, Grant, NewAuditEvent, RefreshToken, StoreError};
 
 use super::error::{ErrorCode, TokenError};
+use super::hash_handle;
 use super::machine::CREDENTIAL_CLAIM;
-use super::token::{Params, authenticate_client, json_no_store, limit, single_valued};
+use super::token::{
+    Params, authenticate_client, json_no_store, limit, refresh_refusal, single_valued,
+};
 use super::userinfo::{BearerError, Principal, verify_access_token};
 use crate::http::AppState;
 
@@ -47,10 +57,26 @@ pub async fn introspect(
     headers: HeaderMap,
     Form(params): Form<Params>,
 ) -> Response {
-    let (_, token) = match confidential_client(&state, &headers, &params).await {
+    let (client, token) = match confidential_client(&state, &headers, &params).await {
         Ok(found) => found,
         Err(err) => return err.into_response(),
     };
+    if is_refresh_handle(&token) {
+        return match live_refresh_token(&state, &client, &token).await {
+            Ok(Some((refresh, grant, account))) => json_no_store(json!({
+                "active": true,
+                "token_type": "refresh_token",
+                "client_id": grant.client_id,
+                "scope": grant.scopes.join(" "),
+                "sub": account.id.to_string(),
+                "username": format!("{}@{}", account.user_id, account.institution_code),
+                "iat": refresh.created_at.unix_timestamp(),
+                "exp": refresh.idle_expires_at.min(refresh.absolute_expires_at).unix_timestamp(),
+            })),
+            Ok(None) => json_no_store(json!({ "active": false })),
+            Err(e) => TokenError::server(e).into_response(),
+        };
+    }
     match verify_access_token(&state, &token).await {
         Ok(verified) => {
             let username = verified
@@ -81,6 +107,12 @@ pub async fn revoke(
         Ok(found) => found,
         Err(err) => return err.into_response(),
     };
+    if is_refresh_handle(&token) {
+        return match revoke_refresh_token(&state, &client, &token).await {
+            Ok(()) => StatusCode::OK.into_response(),
+            Err(e) => TokenError::server(e).into_response(),
+        };
+    }
     let verified = match verify_access_token(&state, &token).await {
         Ok(verified) => verified,
         Err(BearerError::Server(e)) => return TokenError::server(e).into_response(),
@@ -94,25 +126,104 @@ pub async fn revoke(
     if grant.client_id != client.client_id {
         return StatusCode::OK.into_response();
     }
+    match revoke_grant(&state, &client, grant, Some(account), "access_token").await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => TokenError::server(e).into_response(),
+    }
+}
+
+/// Refresh tokens are opaque handles (base64url, never a `.`); access tokens are JWTs.
+fn is_refresh_handle(token: &str) -> bool {
+    !token.contains('.')
+}
+
+/// The refresh token `token` of `client`, with its grant and account, if a refresh with it would
+/// succeed now: unspent, within its idle and absolute lifetimes, its grant not revoked, its account
+/// able to act and not refused by [`refresh_refusal`]. Another client's token is never described.
+async fn live_refresh_token(
+    state: &AppState,
+    client: &Client,
+    token: &str,
+) -> Result<Option<(RefreshToken, Grant, Account)>, StoreError> {
     let now = state.clock.now();
-    if let Err(e) = state.store.revoke_grant(grant.id, now).await {
-        return TokenError::server(e).into_response();
-    }
-    let event = NewAuditEvent {
-        at: now,
-        kind: "token.revoke".into(),
-        actor_account_id: None,
-        actor: format!("client:{}", client.client_id),
-        target_account_id: Some(account.id),
-        target: Some(format!("{}/{}", account.institution_code, account.user_id)),
-        institution_code: Some(account.institution_code.as_str().to_owned()),
-        ip: None,
-        user_agent: None,
-        result: AuditResult::Success,
-        reason: None,
+    let Some(refresh) = state.store.get_refresh_token(&hash_handle(token)).await? else {
+        return Ok(None);
     };
-    if let Err(e) = state.store.append_audit(event).await {
-        return TokenError::server(e).into_response();
+    if refresh.used_at.is_some()
+        || now >= refresh.idle_expires_at
+        || now >= refresh.absolute_expires_at
+    {
+        return Ok(None);
     }
-    StatusCode::OK.into_response()
+    let Some(grant) = state.store.get_grant(refresh.grant_id).await? else {
+        return Ok(None);
+    };
+    if grant.revoked_at.is_some() || grant.client_id != client.client_id {
+        return Ok(None);
+    }
+    let Some(account) = state.store.get_account(grant.account_id).await? else {
+        return Ok(None);
+    };
+    if !service::authentication::may_act(&account, now, &state.settings.lockout) {
+        return Ok(None);
+    }
+    let Some(institution) = state
+        .store
+        .get_institution(&account.institution_code)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if refresh_refusal(state, &refresh, &account, &institution, now).is_some() {
+        return Ok(None);
+    }
+    Ok(Some((refresh, grant, account)))
+}
+
+/// Revokes the family of the refresh token `token` if it was issued to `client` (RFC 7009 §2.1:
+/// revoking a refresh token also ends the access tokens of its grant).
+async fn revoke_refresh_token(
+    state: &AppState,
+    client: &Client,
+    token: &str,
+) -> Result<(), StoreError> {
+    let Some(refresh) = state.store.get_refresh_token(&hash_handle(token)).await? else {
+        return Ok(());
+    };
+    let Some(grant) = state.store.get_grant(refresh.grant_id).await? else {
+        return Ok(());
+    };
+    if grant.client_id != client.client_id || grant.revoked_at.is_some() {
+        return Ok(());
+    }
+    let account = state.store.get_account(grant.account_id).await?;
+    revoke_grant(state, client, &grant, account.as_ref(), "refresh_token").await
+}
+
+/// Revokes `grant` and audits it (`reason`: which kind of token was presented).
+async fn revoke_grant(
+    state: &AppState,
+    client: &Client,
+    grant: &Grant,
+    account: Option<&Account>,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let now = state.clock.now();
+    state.store.revoke_grant(grant.id, now).await?;
+    state
+        .store
+        .append_audit(NewAuditEvent {
+            at: now,
+            kind: "token.revoke".into(),
+            actor_account_id: None,
+            actor: format!("client:{}", client.client_id),
+            target_account_id: account.map(|a| a.id),
+            target: account.map(|a| format!("{}/{}", a.institution_code, a.user_id)),
+            institution_code: account.map(|a| a.institution_code.as_str().to_owned()),
+            ip: None,
+            user_agent: None,
+            result: AuditResult::Success,
+            reason: Some(reason.to_owned()),
+        })
+        .await
 }

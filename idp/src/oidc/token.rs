@@ -423,19 +423,7 @@ async fn refresh_token(
         .await
         .map_err(TokenError::server)?
         .ok_or(BAD_REFRESH)?;
-    let window = policies::usage::UsageWindow {
-        start: account.usage_start,
-        end: account.usage_end,
-    };
-    let hours = state.authenticator.login_hours(Some(&institution));
-    let refused = if institution.settings_version != token.institution_settings_version {
-        Some("institution_settings_changed".to_owned())
-    } else {
-        policies::usage::check_sign_in_window(&window, hours.as_ref(), now)
-            .err()
-            .map(|r| r.rule().to_owned())
-    };
-    if let Some(reason) = refused {
+    if let Some(reason) = refresh_refusal(state, &token, &account, &institution, now) {
         state
             .store
             .revoke_grant(grant.id, now)
@@ -483,6 +471,28 @@ async fn refresh_token(
     )
     .await?;
     Ok(body)
+}
+
+/// Why a live refresh token of a usable account may not be used now: the institution's settings
+/// changed since it was issued, or the account is outside its usage dates or login hours.
+pub(crate) fn refresh_refusal(
+    state: &AppState,
+    token: &RefreshToken,
+    account: &Account,
+    institution: &store::Institution,
+    now: time::OffsetDateTime,
+) -> Option<String> {
+    if institution.settings_version != token.institution_settings_version {
+        return Some("institution_settings_changed".to_owned());
+    }
+    let window = policies::usage::UsageWindow {
+        start: account.usage_start,
+        end: account.usage_end,
+    };
+    let hours = state.authenticator.login_hours(Some(institution));
+    policies::usage::check_sign_in_window(&window, hours.as_ref(), now)
+        .err()
+        .map(|r| r.rule().to_owned())
 }
 
 /// RFC 7636 §4.6: BASE64URL(SHA256(verifier)) == challenge, compared in constant time.

@@ -152,7 +152,7 @@ impl Application {
         let bulk =
             service::bulk::BulkRegistrations::new(admin.clone(), settings.bulk.to_settings());
         let notices = service::notices::Notices::new(admin.clone(), settings.issuer())?;
-        let state = AppState {
+        let state = AppState::new(http::Shared {
             bulk,
             notices,
             admin,
@@ -175,7 +175,7 @@ impl Application {
                 .build()
                 .context("cannot build the outbound HTTP client")?,
             settings,
-        };
+        });
         Ok(Self {
             listener,
             state,

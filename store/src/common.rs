@@ -474,7 +474,8 @@ pub(crate) mod sql {
 /// Expands the shared `impl Store` for `$store` over the sqlx database `$db`.
 ///
 /// The invoking module provides `BACKEND` (the name for logs), `MIGRATOR` (its
-/// `sqlx::migrate!` folder), `$store::begin_write` (how that backend opens a write transaction)
+/// `sqlx::migrate!` folder), `$store::begin_write` and `$store::begin_on` (how that backend opens a write transaction
+/// on itself or on its writer pool)
 /// and `Encode`/`Type` for [`Timestamp`]. Everything else is written once, here.
 macro_rules! impl_store {
     ($store:ident, $db:ty) => {
@@ -1504,12 +1505,19 @@ macro_rules! impl_store {
                 }
 
                 async fn get_client(&self, client_id: &str) -> Result<Option<Client>> {
+                    if let Some(client) = self.clients.get(client_id) {
+                        return Ok(Some(client));
+                    }
                     let row = sqlx::query(sql::SELECT_CLIENT)
                         .bind(client_id)
                         .fetch_optional(&self.pool)
                         .await
                         .map_err(db)?;
-                    row.as_ref().map(client_from_row).transpose()
+                    let client = row.as_ref().map(client_from_row).transpose()?;
+                    if let Some(client) = &client {
+                        self.clients.keep(client);
+                    }
+                    Ok(client)
                 }
 
                 async fn insert_signing_key(&self, key: SigningKey) -> Result<()> {
@@ -2001,8 +2009,14 @@ macro_rules! impl_store {
                 }
 
                 async fn append_audit(&self, event: NewAuditEvent) -> Result<()> {
-                    let mut conn = self.writer.acquire().await.map_err(db)?;
-                    insert_audit(&mut conn, &event).await
+                    let writer = self.writer.clone();
+                    self.audit
+                        .append(event, move |events| async move {
+                            let mut tx = $store::begin_on(&writer).await?;
+                            insert_audits(&mut tx, &events).await?;
+                            tx.commit().await.map_err(db)
+                        })
+                        .await
                 }
 
                 async fn recent_sign_ins(

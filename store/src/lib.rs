@@ -8,6 +8,8 @@
 //! two master accounts, a counter update) is a single trait method that runs in one transaction
 //! or one atomic statement, so no caller can half-write.
 
+mod audit_queue;
+mod client_cache;
 mod common;
 pub mod model;
 mod postgres;
@@ -41,6 +43,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+    /// The batch of audit rows this one was committed with failed (the message is the batch's
+    /// error).
+    #[error("audit batch failed: {0}")]
+    AuditBatch(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

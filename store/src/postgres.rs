@@ -11,6 +11,8 @@ use sqlx::postgres::{PgPoolOptions, PgTypeInfo};
 use sqlx::{Database, Encode, PgPool, Postgres, QueryBuilder, Transaction, Type};
 use time::OffsetDateTime;
 
+use crate::audit_queue::AuditQueue;
+use crate::client_cache::ClientCache;
 use crate::common::{Timestamp, db, impl_store, needle_grams};
 
 const BACKEND: &str = "postgres";
@@ -21,6 +23,8 @@ pub struct PostgresStore {
     /// The same pool: PostgreSQL handles concurrent writers itself (the SQLite backend keeps a
     /// separate single writer connection).
     writer: PgPool,
+    audit: AuditQueue,
+    clients: ClientCache,
 }
 
 impl PostgresStore {
@@ -37,13 +41,19 @@ impl PostgresStore {
         Ok(Self {
             writer: pool.clone(),
             pool,
+            audit: AuditQueue::default(),
+            clients: ClientCache::default(),
         })
     }
 
     /// PostgreSQL's default READ COMMITTED transaction is enough: every read-modify-write is a
     /// single statement.
     async fn begin_write(&self) -> crate::Result<Transaction<'static, Postgres>> {
-        self.writer.begin().await.map_err(db)
+        Self::begin_on(&self.writer).await
+    }
+
+    async fn begin_on(writer: &PgPool) -> crate::Result<Transaction<'static, Postgres>> {
+        writer.begin().await.map_err(db)
     }
 }
 

@@ -17,6 +17,8 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use crate::StoreError;
+use crate::audit_queue::AuditQueue;
+use crate::client_cache::ClientCache;
 use crate::common::{Timestamp, db, impl_store};
 
 const BACKEND: &str = "sqlite";
@@ -34,6 +36,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: SqlitePool,
+    audit: AuditQueue,
+    clients: ClientCache,
 }
 
 impl SqliteStore {
@@ -70,14 +74,23 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(db)?;
-        Ok(Self { pool, writer })
+        Ok(Self {
+            pool,
+            writer,
+            audit: AuditQueue::default(),
+            clients: ClientCache::default(),
+        })
     }
 
     /// Write transactions take the write lock up front. A deferred transaction that reads and
     /// then writes must upgrade its lock, and that upgrade fails with `SQLITE_BUSY` at once
     /// (the busy timeout does not apply) when another connection wrote in between.
     async fn begin_write(&self) -> crate::Result<Transaction<'static, Sqlite>> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+        Self::begin_on(&self.writer).await
+    }
+
+    async fn begin_on(writer: &SqlitePool) -> crate::Result<Transaction<'static, Sqlite>> {
+        writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)
     }
 }
 

@@ -378,6 +378,7 @@ contract!(
     sessions_lifecycle,
     audit_filters_and_limit,
     audit_log_is_append_only,
+    concurrent_audit_rows_are_all_committed,
     count_accounts_of_type,
     codes_are_redeemed_exactly_once,
     second_factor_is_set_and_read_back,
@@ -959,6 +960,45 @@ async fn sessions_lifecycle(ctx: Ctx) {
             .expect("delete none"),
         0
     );
+}
+
+async fn concurrent_audit_rows_are_all_committed(ctx: Ctx) {
+    // Rows appended at the same time are committed in shared batches (group commit): each
+    // call returns once its own row is stored, and no row is lost or written twice.
+    let base = datetime!(2026-11-03 10:00:00 UTC);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let store = Arc::clone(&ctx.store);
+        tasks.spawn(async move {
+            let event = NewAuditEvent {
+                reason: Some(format!("row {i}")),
+                ..audit_event(
+                    "token.issue",
+                    Some(CLINIC),
+                    base + Duration::milliseconds(i),
+                )
+            };
+            store.append_audit(event.clone()).await.expect("append");
+            // Committed before the call returned: visible to a read at once.
+            let stored = store.list_audit(&all_audit(), 1000).await.expect("list");
+            assert!(
+                stored.iter().any(|e| e.event == event),
+                "row {i} not visible"
+            );
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.expect("task");
+    }
+    let mut reasons: Vec<String> = audit_log(&*ctx.store)
+        .await
+        .into_iter()
+        .filter_map(|e| e.event.reason)
+        .collect();
+    reasons.sort();
+    let mut expected: Vec<String> = (0..200).map(|i| format!("row {i}")).collect();
+    expected.sort();
+    assert_eq!(reasons, expected);
 }
 
 async fn audit_filters_and_limit(ctx: Ctx) {

@@ -28,9 +28,27 @@ use crate::oidc::{authorize, introspect, logout, token, userinfo};
 use crate::pages::csrf::Csrf;
 use crate::pages::{self, Pages, account, forgotten_password, login, second_factor};
 
-/// Everything a handler may use, built once at startup from configuration.
+/// Everything a handler may use, built once at startup from configuration. Cloned for every
+/// request (axum's `State`), so it is one reference count, not one per service.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct Shared {
     pub settings: Arc<Settings>,
     pub store: Arc<dyn Store>,
     pub keys: KeyRing,

@@ -25,9 +25,7 @@ use store::{Account, AuditResult, Client, Grant, NewAuditEvent, RefreshToken, St
 use super::error::{ErrorCode, TokenError};
 use super::hash_handle;
 use super::machine::CREDENTIAL_CLAIM;
-use super::token::{
-    Params, authenticate_client, json_no_store, limit, refresh_refusal, single_valued,
-};
+use super::token::{Params, authenticate_client, json_no_store, limit, live_family, single_valued};
 use super::userinfo::{BearerError, Principal, verify_access_token};
 use crate::http::AppState;
 
@@ -138,8 +136,7 @@ fn is_refresh_handle(token: &str) -> bool {
 }
 
 /// The refresh token `token` of `client`, with its grant and account, if a refresh with it would
-/// succeed now: unspent, within its idle and absolute lifetimes, its grant not revoked, its account
-/// able to act and not refused by [`refresh_refusal`]. Another client's token is never described.
+/// succeed now: unspent and alive by [`live_family`]. Another client's token is never described.
 async fn live_refresh_token(
     state: &AppState,
     client: &Client,
@@ -149,34 +146,18 @@ async fn live_refresh_token(
     let Some(refresh) = state.store.get_refresh_token(&hash_handle(token)).await? else {
         return Ok(None);
     };
-    if refresh.used_at.is_some()
-        || now >= refresh.idle_expires_at
-        || now >= refresh.absolute_expires_at
-    {
+    if refresh.used_at.is_some() {
         return Ok(None);
     }
     let Some(grant) = state.store.get_grant(refresh.grant_id).await? else {
         return Ok(None);
     };
-    if grant.revoked_at.is_some() || grant.client_id != client.client_id {
+    if grant.client_id != client.client_id {
         return Ok(None);
     }
-    let Some(account) = state.store.get_account(grant.account_id).await? else {
+    let Ok((account, _)) = live_family(state, &refresh, &grant, now).await? else {
         return Ok(None);
     };
-    if !service::authentication::may_act(&account, now, &state.settings.lockout) {
-        return Ok(None);
-    }
-    let Some(institution) = state
-        .store
-        .get_institution(&account.institution_code)
-        .await?
-    else {
-        return Ok(None);
-    };
-    if refresh_refusal(state, &refresh, &account, &institution, now).is_some() {
-        return Ok(None);
-    }
     Ok(Some((refresh, grant, account)))
 }
 

@@ -410,36 +410,30 @@ async fn refresh_token(
             .map_err(TokenError::server)?;
         return Err(BAD_REFRESH);
     }
-    if grant.revoked_at.is_some()
-        || now >= token.idle_expires_at
-        || now >= token.absolute_expires_at
-    {
-        return Err(BAD_REFRESH);
-    }
-    let account = usable_account(state, grant.account_id).await?;
-    let institution = state
-        .store
-        .get_institution(&account.institution_code)
+    let (account, institution) = match live_family(state, &token, &grant, now)
         .await
         .map_err(TokenError::server)?
-        .ok_or(BAD_REFRESH)?;
-    if let Some(reason) = refresh_refusal(state, &token, &account, &institution, now) {
-        state
-            .store
-            .revoke_grant(grant.id, now)
-            .await
-            .map_err(TokenError::server)?;
-        audit(
-            state,
-            &client.client_id,
-            Some(&account),
-            "token.refresh_refused",
-            AuditResult::Failure,
-            Some(&reason),
-        )
-        .await?;
-        return Err(BAD_REFRESH);
-    }
+    {
+        Ok(live) => live,
+        Err(RefreshRefusal::Dead) => return Err(BAD_REFRESH),
+        Err(RefreshRefusal::Refused { account, reason }) => {
+            state
+                .store
+                .revoke_grant(grant.id, now)
+                .await
+                .map_err(TokenError::server)?;
+            audit(
+                state,
+                &client.client_id,
+                Some(&*account),
+                "token.refresh_refused",
+                AuditResult::Failure,
+                Some(&reason),
+            )
+            .await?;
+            return Err(BAD_REFRESH);
+        }
+    };
     if let Some(requested) = map.get("scope")
         && !requested
             .split(' ')
@@ -473,9 +467,60 @@ async fn refresh_token(
     Ok(body)
 }
 
+/// Why a refresh token may not be used now.
+pub(crate) enum RefreshRefusal {
+    /// Expired, its grant revoked, or its account gone or unable to act: nothing to record.
+    Dead,
+    /// Alive, but refused by [`refresh_refusal`]; the family ends and the reason is audited.
+    Refused {
+        account: Box<Account>,
+        reason: String,
+    },
+}
+
+/// The account and institution behind refresh token `token` of `grant` if a refresh with it
+/// may succeed now: the token within its idle and absolute lifetimes, the grant not revoked, the
+/// account able to act and not refused by [`refresh_refusal`]. Whether the token is unspent and
+/// presented by its own client is the caller's check. One rule for the grant and introspection.
+pub(crate) async fn live_family(
+    state: &AppState,
+    token: &RefreshToken,
+    grant: &Grant,
+    now: time::OffsetDateTime,
+) -> Result<Result<(Account, store::Institution), RefreshRefusal>, store::StoreError> {
+    if grant.revoked_at.is_some()
+        || now >= token.idle_expires_at
+        || now >= token.absolute_expires_at
+    {
+        return Ok(Err(RefreshRefusal::Dead));
+    }
+    let Some(account) = state.store.get_account(grant.account_id).await? else {
+        return Ok(Err(RefreshRefusal::Dead));
+    };
+    if !service::authentication::may_act(&account, now, &state.settings.lockout) {
+        return Ok(Err(RefreshRefusal::Dead));
+    }
+    let Some(institution) = state
+        .store
+        .get_institution(&account.institution_code)
+        .await?
+    else {
+        return Ok(Err(RefreshRefusal::Dead));
+    };
+    Ok(
+        match refresh_refusal(state, token, &account, &institution, now) {
+            Some(reason) => Err(RefreshRefusal::Refused {
+                account: Box::new(account),
+                reason,
+            }),
+            None => Ok((account, institution)),
+        },
+    )
+}
+
 /// Why a live refresh token of a usable account may not be used now: the institution's settings
 /// changed since it was issued, or the account is outside its usage dates or login hours.
-pub(crate) fn refresh_refusal(
+fn refresh_refusal(
     state: &AppState,
     token: &RefreshToken,
     account: &Account,

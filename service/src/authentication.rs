@@ -241,7 +241,11 @@ impl Authenticator {
                 )
                 .await;
         };
-        let Some(mut account) = self.store.find_account(&code, user_id).await? else {
+        let Some((mut account, institution)) = self
+            .store
+            .find_account_and_institution(&code, user_id)
+            .await?
+        else {
             self.dummy_verify(channel, secret).await?;
             return self
                 .fail(
@@ -276,8 +280,7 @@ impl Authenticator {
             )
             .await?;
         let now = self.clock.now();
-        let institution = self.store.get_institution(&code).await?;
-        let lockout_policy = self.lockout_policy(institution.as_ref());
+        let lockout_policy = self.lockout_policy(Some(&institution));
 
         if account.lock != LockState::None {
             if lockout::is_locked(account.lock, account.locked_at, now, &lockout_policy) {
@@ -329,7 +332,7 @@ impl Authenticator {
             start: account.usage_start,
             end: account.usage_end,
         };
-        let hours = self.login_hours(institution.as_ref());
+        let hours = self.login_hours(Some(&institution));
         if let Err(refusal) = usage::check_sign_in_window(&window, hours.as_ref(), now) {
             return self
                 .fail(
@@ -366,9 +369,7 @@ impl Authenticator {
                         policies::second_factor_required(
                             account.account_type,
                             ctx.ip.as_deref().and_then(|ip| ip.parse().ok()),
-                            institution
-                                .as_ref()
-                                .is_some_and(|i| i.settings.second_factor_everywhere),
+                            institution.settings.second_factor_everywhere,
                             networks,
                         )
                     })

@@ -216,6 +216,44 @@ pub(crate) mod sql {
         };
     }
     pub const SELECT_ACCOUNT: &str = select_account!("id = $1");
+    /// An account's columns under their own names, read from the alias `a`, for joins.
+    macro_rules! account_columns_of_a {
+        () => {
+            "a.id, a.institution_code, a.account_type, a.user_id, a.name, a.name_kana, \
+             a.enabled, a.lock_state, a.locked_at, a.failed_attempts, a.usage_start, \
+             a.usage_end, a.second_factor_method, a.second_factor_email, \
+             a.second_factor_phone, a.second_factor_verified, a.password_hash, \
+             a.initial_issued_at, a.initial_sealed, a.password_changed_at, a.notice_issued, \
+             a.last_login_at, a.created_by, a.created_at, a.deleted_at"
+        };
+    }
+    /// An institution's columns prefixed `i_`, beside an account's.
+    macro_rules! select_account_and_institution {
+        ($where:literal) => {
+            concat!(
+                "SELECT ",
+                account_columns_of_a!(),
+                ", i.code AS i_code, i.name AS i_name, i.kind AS i_kind, \
+                 i.usage_start AS i_usage_start, i.settings AS i_settings, \
+                 i.settings_version AS i_settings_version, i.created_at AS i_created_at \
+                 FROM accounts a JOIN institutions i ON i.code = a.institution_code WHERE ",
+                $where
+            )
+        };
+    }
+    pub const SELECT_ACCOUNT_AND_INSTITUTION: &str = select_account_and_institution!("a.id = $1");
+    pub const FIND_ACCOUNT_AND_INSTITUTION: &str = select_account_and_institution!(
+        "a.institution_code = $1 AND a.user_id = $2 AND a.deleted_at IS NULL"
+    );
+    /// A grant's columns prefixed `g_`, beside its account's.
+    pub const SELECT_GRANT_AND_ACCOUNT: &str = concat!(
+        "SELECT g.id AS g_id, g.account_id AS g_account_id, g.client_id AS g_client_id, \
+         g.session_id_hash AS g_session_id_hash, g.scopes AS g_scopes, \
+         g.auth_time AS g_auth_time, g.amr AS g_amr, g.acr AS g_acr, \
+         g.created_at AS g_created_at, g.revoked_at AS g_revoked_at, ",
+        account_columns_of_a!(),
+        " FROM grants g JOIN accounts a ON a.id = g.account_id WHERE g.id = $1"
+    );
     pub const FIND_ACCOUNT: &str =
         select_account!("institution_code = $1 AND user_id = $2 AND deleted_at IS NULL");
     pub const COUNT_ACCOUNTS_OF_TYPE: &str =
@@ -367,10 +405,6 @@ pub(crate) mod sql {
         SELECT id, account_id, client_id, session_id_hash, scopes, auth_time, amr, acr, \
             created_at, revoked_at \
         FROM grants WHERE session_id_hash = $1 ORDER BY created_at, id";
-    pub const INSERT_REFRESH: &str = "\
-        INSERT INTO refresh_tokens (token_hash, grant_id, institution_settings_version, \
-            created_at, idle_expires_at, absolute_expires_at, used_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7)";
     /// One statement: of concurrent uses exactly one updates the row.
     pub const REDEEM_REFRESH: &str = "\
         UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL \
@@ -517,15 +551,21 @@ macro_rules! impl_store {
             }
 
             fn institution_from_row(row: &Row) -> Result<Institution> {
-                let code = parse_code(&col::<String>(row, "code")?)?;
+                institution_from_prefixed_row(row, "")
+            }
+
+            /// An institution from columns named `<prefix><column>` (a join's).
+            fn institution_from_prefixed_row(row: &Row, prefix: &str) -> Result<Institution> {
+                let name = |column: &str| format!("{prefix}{column}");
+                let code = parse_code(&col::<String>(row, &name("code"))?)?;
                 Ok(Institution {
-                    kind: parse_kind(&col::<String>(row, "kind")?, &code)?,
+                    kind: parse_kind(&col::<String>(row, &name("kind"))?, &code)?,
                     code,
-                    name: col(row, "name")?,
-                    usage_start: col(row, "usage_start")?,
-                    settings: from_json("settings", &col::<String>(row, "settings")?)?,
-                    settings_version: col(row, "settings_version")?,
-                    created_at: col(row, "created_at")?,
+                    name: col(row, &name("name"))?,
+                    usage_start: col(row, &name("usage_start"))?,
+                    settings: from_json("settings", &col::<String>(row, &name("settings"))?)?,
+                    settings_version: col(row, &name("settings_version"))?,
+                    created_at: col(row, &name("created_at"))?,
                 })
             }
 
@@ -610,17 +650,23 @@ macro_rules! impl_store {
             }
 
             fn grant_from_row(row: &Row) -> Result<Grant> {
+                grant_from_prefixed_row(row, "")
+            }
+
+            /// A grant from columns named `<prefix><column>` (a join's).
+            fn grant_from_prefixed_row(row: &Row, prefix: &str) -> Result<Grant> {
+                let name = |column: &str| format!("{prefix}{column}");
                 Ok(Grant {
-                    id: col(row, "id")?,
-                    account_id: col(row, "account_id")?,
-                    client_id: col(row, "client_id")?,
-                    session_id_hash: col(row, "session_id_hash")?,
-                    scopes: from_json("scopes", &col::<String>(row, "scopes")?)?,
-                    auth_time: col(row, "auth_time")?,
-                    amr: from_json("amr", &col::<String>(row, "amr")?)?,
-                    acr: col(row, "acr")?,
-                    created_at: col(row, "created_at")?,
-                    revoked_at: col(row, "revoked_at")?,
+                    id: col(row, &name("id"))?,
+                    account_id: col(row, &name("account_id"))?,
+                    client_id: col(row, &name("client_id"))?,
+                    session_id_hash: col(row, &name("session_id_hash"))?,
+                    scopes: from_json("scopes", &col::<String>(row, &name("scopes"))?)?,
+                    auth_time: col(row, &name("auth_time"))?,
+                    amr: from_json("amr", &col::<String>(row, &name("amr"))?)?,
+                    acr: col(row, &name("acr"))?,
+                    created_at: col(row, &name("created_at"))?,
+                    revoked_at: col(row, &name("revoked_at"))?,
                 })
             }
 
@@ -1159,6 +1205,51 @@ macro_rules! impl_store {
                     fetch_account(&mut conn, id).await
                 }
 
+                async fn get_account_and_institution(
+                    &self,
+                    id: Uuid,
+                ) -> Result<Option<(Account, Institution)>> {
+                    let row = sqlx::query(sql::SELECT_ACCOUNT_AND_INSTITUTION)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    row.as_ref()
+                        .map(|row| {
+                            Ok((account_from_row(row)?, institution_from_prefixed_row(row, "i_")?))
+                        })
+                        .transpose()
+                }
+
+                async fn find_account_and_institution(
+                    &self,
+                    institution: &InstitutionCode,
+                    user_id: &str,
+                ) -> Result<Option<(Account, Institution)>> {
+                    let row = sqlx::query(sql::FIND_ACCOUNT_AND_INSTITUTION)
+                        .bind(institution.as_str())
+                        .bind(user_id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    row.as_ref()
+                        .map(|row| {
+                            Ok((account_from_row(row)?, institution_from_prefixed_row(row, "i_")?))
+                        })
+                        .transpose()
+                }
+
+                async fn get_grant_and_account(&self, id: Uuid) -> Result<Option<(Grant, Account)>> {
+                    let row = sqlx::query(sql::SELECT_GRANT_AND_ACCOUNT)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    row.as_ref()
+                        .map(|row| Ok((grant_from_prefixed_row(row, "g_")?, account_from_row(row)?)))
+                        .transpose()
+                }
+
                 async fn find_account(
                     &self,
                     institution: &InstitutionCode,
@@ -1679,18 +1770,37 @@ macro_rules! impl_store {
                 }
 
                 async fn insert_refresh_token(&self, token: RefreshToken) -> Result<()> {
-                    sqlx::query(sql::INSERT_REFRESH)
-                        .bind(&token.token_hash)
-                        .bind(token.grant_id)
-                        .bind(token.institution_settings_version)
-                        .bind(ts(token.created_at))
-                        .bind(ts(token.idle_expires_at))
-                        .bind(ts(token.absolute_expires_at))
-                        .bind(ts_opt(token.used_at))
-                        .execute(&self.writer)
+                    let writer = self.writer.clone();
+                    self.refresh_tokens
+                        .append(token, move |tokens| {
+                            let writer = writer.clone();
+                            async move {
+                            let mut tx = $store::begin_on(&writer).await?;
+                            for chunk in tokens.chunks(BATCH_ROWS) {
+                                let mut query = sqlx::QueryBuilder::<$db>::new(
+                                    "INSERT INTO refresh_tokens (token_hash, grant_id, \
+                                     institution_settings_version, created_at, \
+                                     idle_expires_at, absolute_expires_at, used_at) ",
+                                );
+                                query.push_values(chunk, |mut b, token| {
+                                    b.push_bind(token.token_hash.clone())
+                                        .push_bind(token.grant_id)
+                                        .push_bind(token.institution_settings_version)
+                                        .push_bind(ts(token.created_at))
+                                        .push_bind(ts(token.idle_expires_at))
+                                        .push_bind(ts(token.absolute_expires_at))
+                                        .push_bind(ts_opt(token.used_at));
+                                });
+                                query
+                                    .build()
+                                    .execute(&mut *tx)
+                                    .await
+                                    .map_err(on_write("refresh_token"))?;
+                            }
+                            tx.commit().await.map_err(db)
+                            }
+                        })
                         .await
-                        .map_err(on_write("refresh_token"))?;
-                    Ok(())
                 }
 
                 async fn get_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>> {
@@ -2011,10 +2121,13 @@ macro_rules! impl_store {
                 async fn append_audit(&self, event: NewAuditEvent) -> Result<()> {
                     let writer = self.writer.clone();
                     self.audit
-                        .append(event, move |events| async move {
-                            let mut tx = $store::begin_on(&writer).await?;
-                            insert_audits(&mut tx, &events).await?;
-                            tx.commit().await.map_err(db)
+                        .append(event, move |events| {
+                            let writer = writer.clone();
+                            async move {
+                                let mut tx = $store::begin_on(&writer).await?;
+                                insert_audits(&mut tx, &events).await?;
+                                tx.commit().await.map_err(db)
+                            }
                         })
                         .await
                 }

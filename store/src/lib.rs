@@ -8,9 +8,9 @@
 //! two master accounts, a counter update) is a single trait method that runs in one transaction
 //! or one atomic statement, so no caller can half-write.
 
-mod audit_queue;
 mod client_cache;
 mod common;
+mod group_commit;
 pub mod model;
 mod postgres;
 mod sqlite;
@@ -43,10 +43,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
-    /// The batch of audit rows this one was committed with failed (the message is the batch's
-    /// error).
-    #[error("audit batch failed: {0}")]
-    AuditBatch(String),
+    /// A row queued for a group commit was not written because the writer stopped (the process
+    /// is shutting down).
+    #[error("batch write failed: {0}")]
+    Batch(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -110,6 +110,15 @@ pub trait Store: Send + Sync + 'static {
     async fn create_account(&self, account: NewAccount, audit: NewAuditEvent) -> Result<Account>;
     /// Any account by ID, deleted ones included (check `deleted_at`).
     async fn get_account(&self, id: Uuid) -> Result<Option<Account>>;
+    /// [`Store::get_account`] with the account's institution, in one query.
+    async fn get_account_and_institution(&self, id: Uuid)
+    -> Result<Option<(Account, Institution)>>;
+    /// [`Store::find_account`] with the account's institution, in one query.
+    async fn find_account_and_institution(
+        &self,
+        institution: &InstitutionCode,
+        user_id: &str,
+    ) -> Result<Option<(Account, Institution)>>;
     /// Looks up a live (not deleted) account by institution and user ID, case-sensitively.
     async fn find_account(
         &self,
@@ -232,6 +241,8 @@ pub trait Store: Send + Sync + 'static {
     /// Spends a code atomically: of concurrent redemptions exactly one sees `Redeemed`.
     async fn redeem_code(&self, code_hash: &str, now: OffsetDateTime) -> Result<CodeRedemption>;
     async fn get_grant(&self, id: Uuid) -> Result<Option<Grant>>;
+    /// [`Store::get_grant`] with the grant's account (deleted or not), in one query.
+    async fn get_grant_and_account(&self, id: Uuid) -> Result<Option<(Grant, Account)>>;
     /// Revoking twice keeps the first time.
     async fn revoke_grant(&self, id: Uuid, at: OffsetDateTime) -> Result<()>;
     /// Revokes every grant of an account not revoked yet; returns how many were revoked.

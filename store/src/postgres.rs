@@ -11,9 +11,10 @@ use sqlx::postgres::{PgPoolOptions, PgTypeInfo};
 use sqlx::{Database, Encode, PgPool, Postgres, QueryBuilder, Transaction, Type};
 use time::OffsetDateTime;
 
-use crate::audit_queue::AuditQueue;
 use crate::client_cache::ClientCache;
 use crate::common::{Timestamp, db, impl_store, needle_grams};
+use crate::group_commit::GroupCommit;
+use crate::{NewAuditEvent, RefreshToken};
 
 const BACKEND: &str = "postgres";
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -23,7 +24,8 @@ pub struct PostgresStore {
     /// The same pool: PostgreSQL handles concurrent writers itself (the SQLite backend keeps a
     /// separate single writer connection).
     writer: PgPool,
-    audit: AuditQueue,
+    audit: GroupCommit<NewAuditEvent>,
+    refresh_tokens: GroupCommit<RefreshToken>,
     clients: ClientCache,
 }
 
@@ -41,7 +43,8 @@ impl PostgresStore {
         Ok(Self {
             writer: pool.clone(),
             pool,
-            audit: AuditQueue::default(),
+            audit: GroupCommit::default(),
+            refresh_tokens: GroupCommit::default(),
             clients: ClientCache::default(),
         })
     }

@@ -17,9 +17,10 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use crate::StoreError;
-use crate::audit_queue::AuditQueue;
 use crate::client_cache::ClientCache;
 use crate::common::{Timestamp, db, impl_store};
+use crate::group_commit::GroupCommit;
+use crate::{NewAuditEvent, RefreshToken};
 
 const BACKEND: &str = "sqlite";
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -36,7 +37,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: SqlitePool,
-    audit: AuditQueue,
+    audit: GroupCommit<NewAuditEvent>,
+    refresh_tokens: GroupCommit<RefreshToken>,
     clients: ClientCache,
 }
 
@@ -64,20 +66,26 @@ impl SqliteStore {
                 .create(parent)
                 .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
         }
+        // A connection to a local file cannot be lost the way a network connection can: the
+        // liveness ping sqlx sends before handing out a pooled connection would only add a round
+        // trip to the connection's worker thread to every query.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .map_err(db)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(db)?;
         Ok(Self {
             pool,
             writer,
-            audit: AuditQueue::default(),
+            audit: GroupCommit::default(),
+            refresh_tokens: GroupCommit::default(),
             clients: ClientCache::default(),
         })
     }

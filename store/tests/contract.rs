@@ -388,9 +388,11 @@ contract!(
     password_changes_keep_history_and_end_other_sessions,
     recent_sign_ins_of_an_account,
     refresh_tokens_are_redeemed_exactly_once,
+    grouped_refresh_inserts_fail_only_the_bad_row,
     search_accounts_filters_and_pages,
     change_account_applies_and_ends_access,
     revoke_grants_of_account,
+    joined_reads_match_the_single_reads,
     institution_update_and_settings,
     bulk_jobs_one_active_per_institution,
     bulk_jobs_are_claimed_once_and_taken_over_after_the_lease,
@@ -960,6 +962,52 @@ async fn sessions_lifecycle(ctx: Ctx) {
             .expect("delete none"),
         0
     );
+}
+
+async fn grouped_refresh_inserts_fail_only_the_bad_row(ctx: Ctx) {
+    // Refresh tokens inserted at the same time share a group commit; a row that cannot be
+    // written (here a hash already taken) fails only its own insert, with its own error.
+    let store = &*ctx.store;
+    let (master, _) = clinic(store).await;
+    let grant_id = grant_for(store, master.id).await;
+    let token = |hash: String| RefreshToken {
+        token_hash: hash,
+        grant_id,
+        institution_settings_version: 1,
+        created_at: now(),
+        idle_expires_at: now() + Duration::hours(24),
+        absolute_expires_at: now() + Duration::days(30),
+        used_at: None,
+    };
+    store
+        .insert_refresh_token(token("taken".into()))
+        .await
+        .expect("first");
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..100 {
+        let store = Arc::clone(&ctx.store);
+        let hash = if i == 50 {
+            "taken".to_owned()
+        } else {
+            format!("t{i}")
+        };
+        let row = token(hash.clone());
+        tasks.spawn(async move { (hash, store.insert_refresh_token(row).await) });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (hash, outcome) = joined.expect("task");
+        if hash == "taken" {
+            assert_conflict(outcome, "refresh_token");
+        } else {
+            outcome.expect("insert");
+            let stored = store
+                .get_refresh_token(&hash)
+                .await
+                .expect("get")
+                .expect("committed before the insert returned");
+            assert_eq!(stored.grant_id, grant_id);
+        }
+    }
 }
 
 async fn concurrent_audit_rows_are_all_committed(ctx: Ctx) {
@@ -2264,6 +2312,90 @@ async fn revoke_grants_of_account(ctx: Ctx) {
             .expect("again"),
         0
     );
+}
+
+async fn joined_reads_match_the_single_reads(ctx: Ctx) {
+    let store = &*ctx.store;
+    let (master, reset) = clinic(store).await;
+    let clinic_code = code(CLINIC);
+    let institution = store
+        .get_institution(&clinic_code)
+        .await
+        .expect("institution")
+        .expect("present");
+    let account = store
+        .get_account(master.id)
+        .await
+        .expect("account")
+        .expect("present");
+    assert_eq!(
+        store
+            .get_account_and_institution(master.id)
+            .await
+            .expect("joined"),
+        Some((account.clone(), institution.clone()))
+    );
+    assert_eq!(
+        store
+            .find_account_and_institution(&clinic_code, &master.user_id)
+            .await
+            .expect("joined"),
+        Some((account.clone(), institution.clone()))
+    );
+    let grant_id = grant_for(store, master.id).await;
+    let grant = store
+        .get_grant(grant_id)
+        .await
+        .expect("grant")
+        .expect("present");
+    assert_eq!(
+        store.get_grant_and_account(grant_id).await.expect("joined"),
+        Some((grant, account))
+    );
+
+    // Unknown IDs, and a deleted account: found by ID (with its grant), not by user ID.
+    assert_eq!(
+        store
+            .get_account_and_institution(Uuid::now_v7())
+            .await
+            .expect("none"),
+        None
+    );
+    assert_eq!(
+        store
+            .get_grant_and_account(Uuid::now_v7())
+            .await
+            .expect("none"),
+        None
+    );
+    assert_eq!(
+        store
+            .find_account_and_institution(&clinic_code, "nobody")
+            .await
+            .expect("none"),
+        None
+    );
+    let reset_grant = grant_for(store, reset.id).await;
+    store.delete_account(reset.id, now()).await.expect("delete");
+    assert_eq!(
+        store
+            .find_account_and_institution(&clinic_code, &reset.user_id)
+            .await
+            .expect("deleted"),
+        None
+    );
+    let (deleted, _) = store
+        .get_account_and_institution(reset.id)
+        .await
+        .expect("joined")
+        .expect("a deleted account is still found by ID");
+    assert!(deleted.deleted_at.is_some());
+    let (_, deleted) = store
+        .get_grant_and_account(reset_grant)
+        .await
+        .expect("joined")
+        .expect("present");
+    assert!(deleted.deleted_at.is_some());
 }
 
 async fn institution_update_and_settings(ctx: Ctx) {

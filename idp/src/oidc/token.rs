@@ -494,19 +494,16 @@ pub(crate) async fn live_family(
     {
         return Ok(Err(RefreshRefusal::Dead));
     }
-    let Some(account) = state.store.get_account(grant.account_id).await? else {
+    let Some((account, institution)) = state
+        .store
+        .get_account_and_institution(grant.account_id)
+        .await?
+    else {
         return Ok(Err(RefreshRefusal::Dead));
     };
     if !service::authentication::may_act(&account, now, &state.settings.lockout) {
         return Ok(Err(RefreshRefusal::Dead));
     }
-    let Some(institution) = state
-        .store
-        .get_institution(&account.institution_code)
-        .await?
-    else {
-        return Ok(Err(RefreshRefusal::Dead));
-    };
     Ok(
         match refresh_refusal(state, token, &account, &institution, now) {
             Some(reason) => Err(RefreshRefusal::Refused {

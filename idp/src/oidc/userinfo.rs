@@ -134,16 +134,18 @@ pub async fn verify_access_token(state: &AppState, token: &str) -> Result<Verifi
         .collect();
     if let Some(gid) = str_claim("gid") {
         let grant_id = Uuid::parse_str(gid).map_err(|_| BearerError::Invalid)?;
-        let grant = state
+        let (grant, account) = state
             .store
-            .get_grant(grant_id)
+            .get_grant_and_account(grant_id)
             .await
             .map_err(BearerError::Server)?
             .ok_or(BearerError::Invalid)?;
-        if grant.revoked_at.is_some() || sub != grant.account_id.to_string() {
+        if grant.revoked_at.is_some()
+            || sub != grant.account_id.to_string()
+            || !service::authentication::may_act(&account, now, &state.settings.lockout)
+        {
             return Err(BearerError::Invalid);
         }
-        let account = live_account(state, grant.account_id, now).await?;
         let scopes = grant.scopes.clone();
         return Ok(Verified {
             claims,

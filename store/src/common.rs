@@ -201,22 +201,8 @@ pub(crate) mod sql {
             initial_sealed, password_changed_at, created_by, created_at) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
 
-    /// `concat!` takes only literals, so the account column list is a macro.
-    macro_rules! select_account {
-        ($where:literal) => {
-            concat!(
-                "SELECT id, institution_code, account_type, user_id, name, name_kana, enabled, \
-                 lock_state, locked_at, failed_attempts, usage_start, usage_end, \
-                 second_factor_method, second_factor_email, second_factor_phone, \
-                 second_factor_verified, password_hash, initial_issued_at, initial_sealed, \
-                 password_changed_at, notice_issued, last_login_at, created_by, created_at, \
-                 deleted_at FROM accounts WHERE ",
-                $where
-            )
-        };
-    }
-    pub const SELECT_ACCOUNT: &str = select_account!("id = $1");
-    /// An account's columns under their own names, read from the alias `a`, for joins.
+    /// `concat!` takes only literals, so the account column list is a macro. The columns are read
+    /// from the alias `a` under their own names, so that joins can use the same list.
     macro_rules! account_columns_of_a {
         () => {
             "a.id, a.institution_code, a.account_type, a.user_id, a.name, a.name_kana, \
@@ -227,6 +213,17 @@ pub(crate) mod sql {
              a.last_login_at, a.created_by, a.created_at, a.deleted_at"
         };
     }
+    macro_rules! select_account {
+        ($where:literal) => {
+            concat!(
+                "SELECT ",
+                account_columns_of_a!(),
+                " FROM accounts a WHERE ",
+                $where
+            )
+        };
+    }
+    pub const SELECT_ACCOUNT: &str = select_account!("id = $1");
     /// An institution's columns prefixed `i_`, beside an account's.
     macro_rules! select_account_and_institution {
         ($where:literal) => {

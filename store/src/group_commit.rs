@@ -60,10 +60,10 @@ impl<T: Clone + Send + 'static> GroupCommit<T> {
             // the rows of the others in its batch.
             tokio::spawn(async move {
                 let _guard = guard;
-                let (rows, waiters): (Vec<T>, Vec<Waiter>) = batch.into_iter().unzip();
-                if let ([_], [_]) = (rows.as_slice(), waiters.as_slice()) {
+                let (rows, mut waiters): (Vec<T>, Vec<Waiter>) = batch.into_iter().unzip();
+                if rows.len() == 1 {
                     let outcome = write(rows).await;
-                    if let Some(waiter) = waiters.into_iter().next() {
+                    if let Some(waiter) = waiters.pop() {
                         let _ = waiter.send(outcome);
                     }
                     return;

@@ -260,18 +260,14 @@ async fn authorization_code(
         CodeRedemption::Redeemed { code, grant } => (code, grant),
         CodeRedemption::Replayed { code } => {
             // RFC 6749 §4.1.2: a replayed code revokes what it issued.
-            state
-                .store
-                .revoke_grant(code.grant_id, now)
-                .await
-                .map_err(TokenError::server)?;
-            audit(
+            revoke_refused(
                 state,
+                code.grant_id,
+                now,
                 &code.client_id,
                 None,
                 "token.code_replay",
-                AuditResult::Failure,
-                Some("grant revoked"),
+                "grant revoked",
             )
             .await?;
             return Err(BAD_GRANT);
@@ -383,18 +379,14 @@ async fn refresh_token(
     {
         RefreshRedemption::Redeemed { token, grant } => (token, grant),
         RefreshRedemption::Reused { token } => {
-            state
-                .store
-                .revoke_grant(token.grant_id, now)
-                .await
-                .map_err(TokenError::server)?;
-            audit(
+            revoke_refused(
                 state,
+                token.grant_id,
+                now,
                 &client.client_id,
                 None,
                 "token.refresh_reuse",
-                AuditResult::Failure,
-                Some("family revoked"),
+                "family revoked",
             )
             .await?;
             return Err(BAD_REFRESH);
@@ -417,18 +409,14 @@ async fn refresh_token(
         Ok(live) => live,
         Err(RefreshRefusal::Dead) => return Err(BAD_REFRESH),
         Err(RefreshRefusal::Refused { account, reason }) => {
-            state
-                .store
-                .revoke_grant(grant.id, now)
-                .await
-                .map_err(TokenError::server)?;
-            audit(
+            revoke_refused(
                 state,
+                grant.id,
+                now,
                 &client.client_id,
                 Some(&*account),
                 "token.refresh_refused",
-                AuditResult::Failure,
-                Some(&reason),
+                &reason,
             )
             .await?;
             return Err(BAD_REFRESH);
@@ -640,6 +628,33 @@ fn issue_tokens(
 /// clients (for logout) without being usable as a cookie.
 pub fn session_id_claim(session_id_hash: &str) -> String {
     hash_handle(session_id_hash)[..22].to_owned()
+}
+
+/// Revokes grant `grant_id` because of a refused token request and audits the failure: who
+/// asked (`client_id`), whose grant it was (if known), the audit kind and the reason.
+async fn revoke_refused(
+    state: &AppState,
+    grant_id: Uuid,
+    now: time::OffsetDateTime,
+    client_id: &str,
+    account: Option<&Account>,
+    kind: &str,
+    reason: &str,
+) -> Result<(), TokenError> {
+    state
+        .store
+        .revoke_grant(grant_id, now)
+        .await
+        .map_err(TokenError::server)?;
+    audit(
+        state,
+        client_id,
+        account,
+        kind,
+        AuditResult::Failure,
+        Some(reason),
+    )
+    .await
 }
 
 async fn audit(

@@ -23,6 +23,9 @@ use crate::keys::KeyRing;
 use crate::pages::Pages;
 use crate::pages::csrf::Csrf;
 
+/// How many verified access-token signatures a node remembers (about 8 MB at most).
+const VERIFIED_SIGNATURES: usize = 100_000;
+
 /// The services every command needs: storage, sealing and provisioning.
 pub struct Services {
     pub settings: Arc<Settings>,
@@ -158,6 +161,7 @@ impl Application {
             admin,
             provisioner: provisioner.clone(),
             discovery: http::discovery_document(settings.issuer()),
+            verified_signatures: crate::oidc::jwt::VerifiedSignatures::new(VERIFIED_SIGNATURES),
             store: services.store.clone(),
             keys,
             clock: services.clock.clone(),

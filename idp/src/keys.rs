@@ -134,6 +134,11 @@ impl KeySet {
             .is_some_and(|v| v.alg == alg && v.verify(message, sig))
     }
 
+    /// Whether the key `kid` of `alg` is still published.
+    pub fn has(&self, kid: &str, alg: &str) -> bool {
+        self.verifiers.get(kid).is_some_and(|v| v.alg == alg)
+    }
+
     pub fn jwks(&self) -> Bytes {
         self.jwks.clone()
     }
@@ -258,10 +263,15 @@ async fn load(
     // A retired key is published only while tokens it signed may still be presented.
     stored.retain(|k| k.retired_at.is_none_or(|retired| retired + overlap > now));
     stored.sort_by(|a, b| (a.created_at, &a.kid).cmp(&(b.created_at, &b.kid)));
+    build(&stored, sealer)
+}
+
+/// The key set of the published keys `stored` (oldest first).
+pub(crate) fn build(stored: &[SigningKey], sealer: &Sealer) -> Result<KeySet, KeyError> {
     let mut keys = Vec::with_capacity(stored.len());
     let mut jwks = Vec::with_capacity(stored.len());
     let mut verifiers = std::collections::HashMap::with_capacity(stored.len());
-    for key in &stored {
+    for key in stored {
         let der = sealer
             .open(&key.private_sealed, &context(&key.kid))
             .map_err(|e| KeyError::Open {

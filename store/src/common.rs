@@ -521,8 +521,12 @@ macro_rules! impl_store {
 
             use $crate::common::{
                 BATCH_ROWS, contains_pattern, db, expect_one, from_json, on_write,
-                parse_account_type, parse_code, parse_job_status, parse_kind, parse_lock,
-                parse_method, parse_purpose, second_factor, sql, to_json, ts, ts_opt,
+                parse_account_type, parse_code, parse_job_status, parse_method, parse_purpose, sql,
+                to_json, ts, ts_opt,
+            };
+            use $crate::rows::{
+                account_and_institution, account_from_row, grant_and_account, grant_from_row,
+                institution_from_prefixed_row, refresh_from_row,
             };
             use $crate::{
                 Account, AccountChange, AccountFilter, AccountPage, AuditEvent, AuditFilter,
@@ -530,7 +534,7 @@ macro_rules! impl_store {
                 ClaimedBulkJob, Client, CodeRedemption, Credential, Grant, Institution,
                 InstitutionSettings, InstitutionUpdate, NewAccount, NewAuditEvent, NewBulkJob,
                 NewInstitution, OtpChallenge, OtpSendStats, PageRequest, PrintedNotice,
-                RefreshRedemption, RefreshToken, Result, SecondFactor, Session, SigningKey, Store,
+                RefreshRedemption, RefreshToken, Result, Rotation, SecondFactor, Session, SigningKey, Store,
                 StoreError,
             };
 
@@ -549,55 +553,6 @@ macro_rules! impl_store {
 
             fn institution_from_row(row: &Row) -> Result<Institution> {
                 institution_from_prefixed_row(row, "")
-            }
-
-            /// An institution from columns named `<prefix><column>` (a join's).
-            fn institution_from_prefixed_row(row: &Row, prefix: &str) -> Result<Institution> {
-                let name = |column: &str| format!("{prefix}{column}");
-                let code = parse_code(&col::<String>(row, &name("code"))?)?;
-                Ok(Institution {
-                    kind: parse_kind(&col::<String>(row, &name("kind"))?, &code)?,
-                    code,
-                    name: col(row, &name("name"))?,
-                    usage_start: col(row, &name("usage_start"))?,
-                    settings: from_json("settings", &col::<String>(row, &name("settings"))?)?,
-                    settings_version: col(row, &name("settings_version"))?,
-                    created_at: col(row, &name("created_at"))?,
-                })
-            }
-
-            fn account_from_row(row: &Row) -> Result<Account> {
-                Ok(Account {
-                    id: col(row, "id")?,
-                    institution_code: parse_code(&col::<String>(row, "institution_code")?)?,
-                    account_type: parse_account_type(&col::<String>(row, "account_type")?)?,
-                    user_id: col(row, "user_id")?,
-                    name: col(row, "name")?,
-                    name_kana: col(row, "name_kana")?,
-                    enabled: col(row, "enabled")?,
-                    lock: parse_lock(&col::<String>(row, "lock_state")?)?,
-                    locked_at: col(row, "locked_at")?,
-                    failed_attempts: col(row, "failed_attempts")?,
-                    usage_start: col(row, "usage_start")?,
-                    usage_end: col(row, "usage_end")?,
-                    second_factor: second_factor(
-                        col(row, "second_factor_method")?,
-                        col(row, "second_factor_email")?,
-                        col(row, "second_factor_phone")?,
-                        col(row, "second_factor_verified")?,
-                    )?,
-                    credential: Credential {
-                        hash: col(row, "password_hash")?,
-                        initial_issued_at: col(row, "initial_issued_at")?,
-                        initial_sealed: col(row, "initial_sealed")?,
-                        changed_at: col(row, "password_changed_at")?,
-                    },
-                    notice_issued: col(row, "notice_issued")?,
-                    last_login_at: col(row, "last_login_at")?,
-                    created_by: col(row, "created_by")?,
-                    created_at: col(row, "created_at")?,
-                    deleted_at: col(row, "deleted_at")?,
-                })
             }
 
             fn client_from_row(row: &Row) -> Result<Client> {
@@ -646,38 +601,6 @@ macro_rules! impl_store {
                 })
             }
 
-            fn grant_from_row(row: &Row) -> Result<Grant> {
-                grant_from_prefixed_row(row, "")
-            }
-
-            /// A grant from columns named `<prefix><column>` (a join's).
-            fn grant_from_prefixed_row(row: &Row, prefix: &str) -> Result<Grant> {
-                let name = |column: &str| format!("{prefix}{column}");
-                Ok(Grant {
-                    id: col(row, &name("id"))?,
-                    account_id: col(row, &name("account_id"))?,
-                    client_id: col(row, &name("client_id"))?,
-                    session_id_hash: col(row, &name("session_id_hash"))?,
-                    scopes: from_json("scopes", &col::<String>(row, &name("scopes"))?)?,
-                    auth_time: col(row, &name("auth_time"))?,
-                    amr: from_json("amr", &col::<String>(row, &name("amr"))?)?,
-                    acr: col(row, &name("acr"))?,
-                    created_at: col(row, &name("created_at"))?,
-                    revoked_at: col(row, &name("revoked_at"))?,
-                })
-            }
-
-            fn refresh_from_row(row: &Row) -> Result<RefreshToken> {
-                Ok(RefreshToken {
-                    token_hash: col(row, "token_hash")?,
-                    grant_id: col(row, "grant_id")?,
-                    institution_settings_version: col(row, "institution_settings_version")?,
-                    created_at: col(row, "created_at")?,
-                    idle_expires_at: col(row, "idle_expires_at")?,
-                    absolute_expires_at: col(row, "absolute_expires_at")?,
-                    used_at: col(row, "used_at")?,
-                })
-            }
 
             fn code_from_row(row: &Row) -> Result<AuthorizationCode> {
                 Ok(AuthorizationCode {
@@ -862,6 +785,31 @@ macro_rules! impl_store {
                             .push_bind(event.reason.clone());
                     });
                     query.build().execute(&mut *conn).await.map_err(db)?;
+                }
+                Ok(())
+            }
+
+            async fn insert_refresh_tokens(conn: &mut Conn, tokens: &[RefreshToken]) -> Result<()> {
+                for chunk in tokens.chunks(BATCH_ROWS) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO refresh_tokens (token_hash, grant_id, \
+                         institution_settings_version, created_at, idle_expires_at, \
+                         absolute_expires_at, used_at) ",
+                    );
+                    query.push_values(chunk, |mut b, token| {
+                        b.push_bind(token.token_hash.clone())
+                            .push_bind(token.grant_id)
+                            .push_bind(token.institution_settings_version)
+                            .push_bind(ts(token.created_at))
+                            .push_bind(ts(token.idle_expires_at))
+                            .push_bind(ts(token.absolute_expires_at))
+                            .push_bind(ts_opt(token.used_at));
+                    });
+                    query
+                        .build()
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(on_write("refresh_token"))?;
                 }
                 Ok(())
             }
@@ -1198,6 +1146,13 @@ macro_rules! impl_store {
                 }
 
                 async fn get_account(&self, id: Uuid) -> Result<Option<Account>> {
+                    if let Some(inline) = self.inline() {
+                        return inline.optional(
+                            sql::SELECT_ACCOUNT,
+                            &[&id.as_bytes().as_slice()],
+                            |row| account_from_row(row),
+                        );
+                    }
                     let mut conn = self.pool.acquire().await.map_err(db)?;
                     fetch_account(&mut conn, id).await
                 }
@@ -1206,16 +1161,19 @@ macro_rules! impl_store {
                     &self,
                     id: Uuid,
                 ) -> Result<Option<(Account, Institution)>> {
+                    if let Some(inline) = self.inline() {
+                        return inline.optional(
+                            sql::SELECT_ACCOUNT_AND_INSTITUTION,
+                            &[&id.as_bytes().as_slice()],
+                            |row| account_and_institution(row),
+                        );
+                    }
                     let row = sqlx::query(sql::SELECT_ACCOUNT_AND_INSTITUTION)
                         .bind(id)
                         .fetch_optional(&self.pool)
                         .await
                         .map_err(db)?;
-                    row.as_ref()
-                        .map(|row| {
-                            Ok((account_from_row(row)?, institution_from_prefixed_row(row, "i_")?))
-                        })
-                        .transpose()
+                    row.as_ref().map(account_and_institution).transpose()
                 }
 
                 async fn find_account_and_institution(
@@ -1223,28 +1181,36 @@ macro_rules! impl_store {
                     institution: &InstitutionCode,
                     user_id: &str,
                 ) -> Result<Option<(Account, Institution)>> {
+                    if let Some(inline) = self.inline() {
+                        return inline.optional(
+                            sql::FIND_ACCOUNT_AND_INSTITUTION,
+                            &[&institution.as_str(), &user_id],
+                            |row| account_and_institution(row),
+                        );
+                    }
                     let row = sqlx::query(sql::FIND_ACCOUNT_AND_INSTITUTION)
                         .bind(institution.as_str())
                         .bind(user_id)
                         .fetch_optional(&self.pool)
                         .await
                         .map_err(db)?;
-                    row.as_ref()
-                        .map(|row| {
-                            Ok((account_from_row(row)?, institution_from_prefixed_row(row, "i_")?))
-                        })
-                        .transpose()
+                    row.as_ref().map(account_and_institution).transpose()
                 }
 
                 async fn get_grant_and_account(&self, id: Uuid) -> Result<Option<(Grant, Account)>> {
+                    if let Some(inline) = self.inline() {
+                        return inline.optional(
+                            sql::SELECT_GRANT_AND_ACCOUNT,
+                            &[&id.as_bytes().as_slice()],
+                            |row| grant_and_account(row),
+                        );
+                    }
                     let row = sqlx::query(sql::SELECT_GRANT_AND_ACCOUNT)
                         .bind(id)
                         .fetch_optional(&self.pool)
                         .await
                         .map_err(db)?;
-                    row.as_ref()
-                        .map(|row| Ok((grant_from_prefixed_row(row, "g_")?, account_from_row(row)?)))
-                        .transpose()
+                    row.as_ref().map(grant_and_account).transpose()
                 }
 
                 async fn find_account(
@@ -1772,35 +1738,70 @@ macro_rules! impl_store {
                         .append(token, move |tokens| {
                             let writer = writer.clone();
                             async move {
-                            let mut tx = $store::begin_on(&writer).await?;
-                            for chunk in tokens.chunks(BATCH_ROWS) {
-                                let mut query = sqlx::QueryBuilder::<$db>::new(
-                                    "INSERT INTO refresh_tokens (token_hash, grant_id, \
-                                     institution_settings_version, created_at, \
-                                     idle_expires_at, absolute_expires_at, used_at) ",
-                                );
-                                query.push_values(chunk, |mut b, token| {
-                                    b.push_bind(token.token_hash.clone())
-                                        .push_bind(token.grant_id)
-                                        .push_bind(token.institution_settings_version)
-                                        .push_bind(ts(token.created_at))
-                                        .push_bind(ts(token.idle_expires_at))
-                                        .push_bind(ts(token.absolute_expires_at))
-                                        .push_bind(ts_opt(token.used_at));
-                                });
-                                query
-                                    .build()
-                                    .execute(&mut *tx)
-                                    .await
-                                    .map_err(on_write("refresh_token"))?;
+                                // A batch is one multi-row INSERT: atomic without a
+                                // transaction of its own.
+                                let mut conn = writer.acquire().await.map_err(db)?;
+                                insert_refresh_tokens(&mut conn, &tokens).await?;
+                                Ok(vec![(); tokens.len()])
                             }
-                            tx.commit().await.map_err(db)
+                        })
+                        .await
+                }
+
+                async fn rotate_refresh_token(&self, rotation: Rotation) -> Result<bool> {
+                    let writer = self.writer.clone();
+                    self.rotations
+                        .append(rotation, move |rotations| {
+                            let writer = writer.clone();
+                            async move {
+                                let mut tx = $store::begin_on(&writer).await?;
+                                // One statement spends every token of the batch that is still
+                                // unspent, at the time of the batch's latest rotation.
+                                let Some(at) = rotations.iter().map(|r| r.at).max() else {
+                                    return Ok(Vec::new());
+                                };
+                                let mut query = sqlx::QueryBuilder::<$db>::new(
+                                    "UPDATE refresh_tokens SET used_at = ",
+                                );
+                                query.push_bind(ts(at));
+                                query.push(" WHERE used_at IS NULL AND token_hash IN (");
+                                let mut hashes = query.separated(", ");
+                                for rotation in &rotations {
+                                    hashes.push_bind(rotation.spent_hash.clone());
+                                }
+                                query.push(") RETURNING token_hash");
+                                let mut unclaimed = query
+                                    .build()
+                                    .fetch_all(&mut *tx)
+                                    .await
+                                    .map_err(db)?
+                                    .iter()
+                                    .map(|row| col::<String>(row, "token_hash"))
+                                    .collect::<Result<std::collections::HashSet<_>>>()?;
+                                // A token presented twice in one batch is won by the first.
+                                let mut spent = Vec::with_capacity(rotations.len());
+                                let (mut successors, mut audits) = (Vec::new(), Vec::new());
+                                for rotation in rotations {
+                                    let first = unclaimed.remove(&rotation.spent_hash);
+                                    if first {
+                                        successors.push(rotation.successor);
+                                        audits.push(rotation.audit);
+                                    }
+                                    spent.push(first);
+                                }
+                                insert_refresh_tokens(&mut tx, &successors).await?;
+                                insert_audits(&mut tx, &audits).await?;
+                                tx.commit().await.map_err(db)?;
+                                Ok(spent)
                             }
                         })
                         .await
                 }
 
                 async fn get_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>> {
+                    if let Some(inline) = self.inline() {
+                        return inline.optional(sql::SELECT_REFRESH, &[&token_hash], |row| refresh_from_row(row));
+                    }
                     let row = sqlx::query(sql::SELECT_REFRESH)
                         .bind(token_hash)
                         .fetch_optional(&self.pool)
@@ -1836,6 +1837,13 @@ macro_rules! impl_store {
                 }
 
                 async fn get_grant(&self, id: Uuid) -> Result<Option<Grant>> {
+                    if let Some(inline) = self.inline() {
+                        return inline.optional(
+                            sql::SELECT_GRANT,
+                            &[&id.as_bytes().as_slice()],
+                            |row| grant_from_row(row),
+                        );
+                    }
                     let row = sqlx::query(sql::SELECT_GRANT)
                         .bind(id)
                         .fetch_optional(&self.pool)
@@ -2121,9 +2129,11 @@ macro_rules! impl_store {
                         .append(event, move |events| {
                             let writer = writer.clone();
                             async move {
-                                let mut tx = $store::begin_on(&writer).await?;
-                                insert_audits(&mut tx, &events).await?;
-                                tx.commit().await.map_err(db)
+                                // A batch is one multi-row INSERT: atomic without a
+                                // transaction of its own.
+                                let mut conn = writer.acquire().await.map_err(db)?;
+                                insert_audits(&mut conn, &events).await?;
+                                Ok(vec![(); events.len()])
                             }
                         })
                         .await

@@ -1,7 +1,8 @@
-//! Group commit of rows that are only ever inserted: audit rows and refresh tokens.
+//! Group commit of small writes: audit rows, refresh tokens, and the rotation of a refresh token
+//! (spend it, insert its successor, audit).
 //!
-//! Every token issued, sign-in and refresh appends an audit row (a refresh also inserts its
-//! successor token), and the request answers only once its row is committed. Committing each
+//! Every token issued, sign-in and refresh appends an audit row (a refresh also spends its token
+//! and inserts the successor), and the request answers only once its write is committed. Committing each
 //! row in its own transaction costs a write of every touched page of the table and its indexes
 //! (SQLite: WAL frames; PostgreSQL: a WAL flush) and, on SQLite, round trips to the connection's
 //! worker thread, per row. Instead, rows that arrive while a batch is being written wait for the
@@ -16,15 +17,20 @@ use tokio::sync::oneshot;
 
 use crate::{Result, StoreError};
 
-type Waiter = oneshot::Sender<Result<()>>;
+/// Rows per batch: each kind of row fits one multi-row statement (see `common::BATCH_ROWS`).
+const MAX_BATCH: usize = crate::common::BATCH_ROWS;
 
-pub(crate) struct GroupCommit<T> {
-    pending: Mutex<Vec<(T, Waiter)>>,
+type Waiter<R> = oneshot::Sender<Result<R>>;
+
+/// Batches of `T` committed together; each row's write answers an `R` (whether a conditional
+/// write took effect, say).
+pub(crate) struct GroupCommit<T, R = ()> {
+    pending: Mutex<Vec<(T, Waiter<R>)>>,
     /// Held while a batch is written; whoever takes it next writes everything pending.
     writing: Arc<tokio::sync::Mutex<()>>,
 }
 
-impl<T> Default for GroupCommit<T> {
+impl<T, R> Default for GroupCommit<T, R> {
     fn default() -> Self {
         Self {
             pending: Mutex::new(Vec::new()),
@@ -33,14 +39,15 @@ impl<T> Default for GroupCommit<T> {
     }
 }
 
-impl<T: Clone + Send + 'static> GroupCommit<T> {
-    /// Queues `row` and returns once the batch holding it is committed. `write` commits the rows
-    /// it is given in one transaction. A batch that fails is written again row by row, so a bad
-    /// row fails only its own request, with its own error.
-    pub(crate) async fn append<F, Fut>(&self, row: T, write: F) -> Result<()>
+impl<T: Clone + Send + 'static, R: Send + 'static> GroupCommit<T, R> {
+    /// Queues `row` and returns its answer once the batch holding it is committed. `write`
+    /// commits the rows it is given in one transaction and answers one `R` per row, in order. A
+    /// batch that fails is written again row by row, so a bad row fails only its own request,
+    /// with its own error.
+    pub(crate) async fn append<F, Fut>(&self, row: T, write: F) -> Result<R>
     where
         F: Fn(Vec<T>) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<()>> + Send + 'static,
+        Fut: Future<Output = Result<Vec<R>>> + Send + 'static,
     {
         let (done, mut receipt) = oneshot::channel();
         self.pending().push((row, done));
@@ -52,7 +59,15 @@ impl<T: Clone + Send + 'static> GroupCommit<T> {
             outcome = &mut receipt => return settle(outcome),
             guard = &mut lock => guard,
         };
-        let batch = std::mem::take(&mut *self.pending());
+        // Let the requests that are ready to run reach this queue too, so that they share this
+        // batch instead of each waiting for one of their own. When nothing else is ready this
+        // returns at once.
+        tokio::task::yield_now().await;
+        let batch = {
+            let mut pending = self.pending();
+            let n = pending.len().min(MAX_BATCH);
+            pending.drain(..n).collect::<Vec<_>>()
+        };
         if batch.is_empty() {
             drop(guard);
         } else {
@@ -60,36 +75,45 @@ impl<T: Clone + Send + 'static> GroupCommit<T> {
             // the rows of the others in its batch.
             tokio::spawn(async move {
                 let _guard = guard;
-                let (rows, mut waiters): (Vec<T>, Vec<Waiter>) = batch.into_iter().unzip();
+                let (rows, mut waiters): (Vec<T>, Vec<Waiter<R>>) = batch.into_iter().unzip();
                 if rows.len() == 1 {
-                    let outcome = write(rows).await;
+                    let outcome = one(write(rows).await);
                     if let Some(waiter) = waiters.pop() {
                         let _ = waiter.send(outcome);
                     }
                     return;
                 }
-                if write(rows.clone()).await.is_ok() {
-                    for waiter in waiters {
-                        let _ = waiter.send(Ok(()));
+                if let Ok(answers) = write(rows.clone()).await
+                    && answers.len() == waiters.len()
+                {
+                    for (answer, waiter) in answers.into_iter().zip(waiters) {
+                        let _ = waiter.send(Ok(answer));
                     }
                     return;
                 }
                 for (row, waiter) in rows.into_iter().zip(waiters) {
-                    let _ = waiter.send(write(vec![row]).await);
+                    let _ = waiter.send(one(write(vec![row]).await));
                 }
             });
         }
         settle(receipt.await)
     }
 
-    fn pending(&self) -> std::sync::MutexGuard<'_, Vec<(T, Waiter)>> {
+    fn pending(&self) -> std::sync::MutexGuard<'_, Vec<(T, Waiter<R>)>> {
         // A panic while holding this lock cannot leave the vector half-updated (push and take
         // are single operations), so a poisoned lock is still sound.
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-fn settle(outcome: std::result::Result<Result<()>, oneshot::error::RecvError>) -> Result<()> {
+/// The answer of a batch of one row.
+fn one<R>(answers: Result<Vec<R>>) -> Result<R> {
+    answers?
+        .pop()
+        .ok_or_else(|| StoreError::Batch("the batch writer answered nothing".to_owned()))
+}
+
+fn settle<R>(outcome: std::result::Result<Result<R>, oneshot::error::RecvError>) -> Result<R> {
     // The writing task was dropped (the runtime is shutting down): the row is not known to be
     // committed.
     outcome.unwrap_or_else(|_| Err(StoreError::Batch("the batch writer stopped".to_owned())))

@@ -11,8 +11,10 @@
 mod client_cache;
 mod common;
 mod group_commit;
+mod inline;
 pub mod model;
 mod postgres;
+mod rows;
 mod sqlite;
 
 use std::sync::Arc;
@@ -43,6 +45,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+    /// An error of SQLite's in-line reads (rusqlite).
+    #[error("database error: {0}")]
+    Inline(#[source] rusqlite::Error),
     /// A row queued for a group commit was not written because the writer stopped (the process
     /// is shutting down).
     #[error("batch write failed: {0}")]
@@ -250,6 +255,11 @@ pub trait Store: Send + Sync + 'static {
     /// The grants issued during a browser session, oldest first (for logout notifications).
     async fn grants_of_session(&self, session_id_hash: &str) -> Result<Vec<Grant>>;
     async fn insert_refresh_token(&self, token: RefreshToken) -> Result<()>;
+    /// Spends the refresh token `rotation.spent_hash` if it is still unspent and, only then,
+    /// inserts its successor and appends the audit row, in one transaction (committed together
+    /// with concurrent rotations). Returns whether this call spent it: `false` when it was spent
+    /// already or does not exist, and then nothing is written.
+    async fn rotate_refresh_token(&self, rotation: Rotation) -> Result<bool>;
     /// A refresh token by its hash, spent or not (for introspection and revocation), without
     /// spending it.
     async fn get_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>>;

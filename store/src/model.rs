@@ -367,6 +367,16 @@ pub struct RefreshToken {
     pub used_at: Option<OffsetDateTime>,
 }
 
+/// One use of a refresh token that passed every check: the token spent, its successor and the
+/// audit row of the refresh (see [`crate::Store::rotate_refresh_token`]).
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    pub spent_hash: String,
+    pub at: OffsetDateTime,
+    pub successor: RefreshToken,
+    pub audit: NewAuditEvent,
+}
+
 /// The outcome of using a refresh token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshRedemption {

@@ -14,7 +14,8 @@ use time::OffsetDateTime;
 use crate::client_cache::ClientCache;
 use crate::common::{Timestamp, db, impl_store, needle_grams};
 use crate::group_commit::GroupCommit;
-use crate::{NewAuditEvent, RefreshToken};
+use crate::inline::InlineReader;
+use crate::{NewAuditEvent, RefreshToken, Rotation};
 
 const BACKEND: &str = "postgres";
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -26,6 +27,7 @@ pub struct PostgresStore {
     writer: PgPool,
     audit: GroupCommit<NewAuditEvent>,
     refresh_tokens: GroupCommit<RefreshToken>,
+    rotations: GroupCommit<Rotation, bool>,
     clients: ClientCache,
 }
 
@@ -45,6 +47,7 @@ impl PostgresStore {
             pool,
             audit: GroupCommit::default(),
             refresh_tokens: GroupCommit::default(),
+            rotations: GroupCommit::default(),
             clients: ClientCache::default(),
         })
     }
@@ -53,6 +56,11 @@ impl PostgresStore {
     /// single statement.
     async fn begin_write(&self) -> crate::Result<Transaction<'static, Postgres>> {
         Self::begin_on(&self.writer).await
+    }
+
+    /// PostgreSQL answers every read over the network through sqlx.
+    fn inline(&self) -> Option<&InlineReader> {
+        None
     }
 
     async fn begin_on(writer: &PgPool) -> crate::Result<Transaction<'static, Postgres>> {

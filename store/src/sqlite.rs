@@ -20,10 +20,20 @@ use crate::StoreError;
 use crate::client_cache::ClientCache;
 use crate::common::{Timestamp, db, impl_store};
 use crate::group_commit::GroupCommit;
-use crate::{NewAuditEvent, RefreshToken};
+use crate::inline::InlineReader;
+use crate::{NewAuditEvent, RefreshToken, Rotation};
 
 const BACKEND: &str = "sqlite";
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// The WAL size (in pages) at which the committing writer checkpoints: copies the log back into
+/// the database file and syncs it, which makes that commit, and the requests waiting on it,
+/// take milliseconds. SQLite's default of 1,000 pages made that the whole 99th-percentile
+/// latency of the writing token endpoints at one connection (a refresh commit writes about ten
+/// pages); a quarter of it makes each checkpoint a quarter as long for a few percent of
+/// throughput (`docs/performance.md`, "Checkpoints"). A background checkpoint thread was
+/// measured too and was worse: its syncs still stalled the writer's appends to the log.
+const CHECKPOINT_PAGES: u32 = 250;
 
 /// How long a connection waits for another writer before giving up with `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -39,7 +49,11 @@ pub struct SqliteStore {
     writer: SqlitePool,
     audit: GroupCommit<NewAuditEvent>,
     refresh_tokens: GroupCommit<RefreshToken>,
+    rotations: GroupCommit<Rotation, bool>,
     clients: ClientCache,
+    /// The hot single-row reads, run in-line (not for an in-memory database, which only the
+    /// connection that made it can see).
+    inline: Option<InlineReader>,
 }
 
 impl SqliteStore {
@@ -52,9 +66,11 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
-        if !is_in_memory(url)
-            && let Some(parent) = options.get_filename().parent()
+            .busy_timeout(BUSY_TIMEOUT)
+            .pragma("wal_autocheckpoint", CHECKPOINT_PAGES.to_string());
+        let file = (!is_in_memory(url)).then(|| options.get_filename().to_path_buf());
+        if let Some(file) = &file
+            && let Some(parent) = file.parent()
             && !parent.as_os_str().is_empty()
             && !parent.exists()
         {
@@ -86,8 +102,15 @@ impl SqliteStore {
             writer,
             audit: GroupCommit::default(),
             refresh_tokens: GroupCommit::default(),
+            rotations: GroupCommit::default(),
             clients: ClientCache::default(),
+            inline: file
+                .map(|file| InlineReader::new(file, BUSY_TIMEOUT, max_connections as usize)),
         })
+    }
+
+    fn inline(&self) -> Option<&InlineReader> {
+        self.inline.as_ref()
     }
 
     /// Write transactions take the write lock up front. A deferred transaction that reads and

@@ -27,8 +27,8 @@ use store::{
     AuthorizationCode, BulkCompletion, BulkProblem, BulkResultRow, Client, CodeRedemption,
     Credential, Grant, InstitutionSettings, InstitutionUpdate, NewAccount, NewAuditEvent,
     NewBulkJob, NewInstitution, OtpChallenge, OtpPurpose, OtpSendStats, PageRequest, PrintedNotice,
-    RefreshRedemption, RefreshToken, SecondFactor, SecondFactorMethod, Session, SigningKey, Store,
-    StoreError,
+    RefreshRedemption, RefreshToken, Rotation, SecondFactor, SecondFactorMethod, Session,
+    SigningKey, Store, StoreError,
 };
 use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};
@@ -389,6 +389,7 @@ contract!(
     recent_sign_ins_of_an_account,
     refresh_tokens_are_redeemed_exactly_once,
     grouped_refresh_inserts_fail_only_the_bad_row,
+    refresh_rotation_spends_once_and_writes_only_the_winner,
     search_accounts_filters_and_pages,
     change_account_applies_and_ends_access,
     revoke_grants_of_account,
@@ -1008,6 +1009,87 @@ async fn grouped_refresh_inserts_fail_only_the_bad_row(ctx: Ctx) {
             assert_eq!(stored.grant_id, grant_id);
         }
     }
+}
+
+async fn refresh_rotation_spends_once_and_writes_only_the_winner(ctx: Ctx) {
+    // Rotations share a group commit. Of concurrent rotations of one token exactly one spends
+    // it, and only that one's successor and audit row are written; rotations of other tokens
+    // in the same batches are unaffected; a token that does not exist is never "spent".
+    let store = &*ctx.store;
+    let (master, _) = clinic(store).await;
+    let grant_id = grant_for(store, master.id).await;
+    let t = now();
+    let token = |hash: String| RefreshToken {
+        token_hash: hash,
+        grant_id,
+        institution_settings_version: 1,
+        created_at: t,
+        idle_expires_at: t + Duration::hours(24),
+        absolute_expires_at: t + Duration::days(30),
+        used_at: None,
+    };
+    for i in 0..10 {
+        store
+            .insert_refresh_token(token(format!("old{i}")))
+            .await
+            .expect("insert");
+    }
+    let at = now();
+    let rotation = |spent: String, successor: String| Rotation {
+        spent_hash: spent,
+        at,
+        successor: token(successor.clone()),
+        audit: audit_event(&format!("token.refresh {successor}"), None, at),
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    // Old token i is presented by attempts (i, 0..4) at once; "none" names no token.
+    for i in 0..10 {
+        for attempt in 0..4 {
+            let store = Arc::clone(&ctx.store);
+            let r = rotation(format!("old{i}"), format!("new{i}.{attempt}"));
+            tasks.spawn(async move { (i, attempt, store.rotate_refresh_token(r).await) });
+        }
+    }
+    let unknown = store
+        .rotate_refresh_token(rotation("none".into(), "never".into()))
+        .await
+        .expect("rotate unknown");
+    assert!(!unknown);
+    let mut winners = vec![None; 10];
+    while let Some(joined) = tasks.join_next().await {
+        let (i, attempt, outcome) = joined.expect("task");
+        if outcome.expect("rotate") {
+            assert_eq!(winners[i], None, "token old{i} spent twice");
+            winners[i] = Some(attempt);
+        }
+    }
+    let log = audit_log(store).await;
+    for (i, winner) in winners.into_iter().enumerate() {
+        let winner = winner.unwrap_or_else(|| panic!("old{i} was never spent"));
+        let spent = store
+            .get_refresh_token(&format!("old{i}"))
+            .await
+            .expect("get")
+            .expect("old token kept");
+        assert_eq!(spent.used_at, Some(at));
+        for attempt in 0..4 {
+            let successor = format!("new{i}.{attempt}");
+            let stored = store.get_refresh_token(&successor).await.expect("get");
+            let audited = log
+                .iter()
+                .filter(|e| e.event.kind == format!("token.refresh {successor}"))
+                .count();
+            if attempt == winner {
+                assert_eq!(stored, Some(token(successor)));
+                assert_eq!(audited, 1);
+            } else {
+                assert_eq!(stored, None, "a losing rotation wrote its successor");
+                assert_eq!(audited, 0, "a losing rotation wrote its audit row");
+            }
+        }
+    }
+    assert_eq!(store.get_refresh_token("never").await.expect("get"), None);
+    assert!(!log.iter().any(|e| e.event.kind == "token.refresh never"));
 }
 
 async fn concurrent_audit_rows_are_all_committed(ctx: Ctx) {

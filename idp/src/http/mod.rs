@@ -62,6 +62,8 @@ pub struct Shared {
     pub limiter: Arc<dyn limits::RateLimiter>,
     /// Outbound HTTP (back-channel logout): no redirects, short timeouts.
     pub http: reqwest::Client,
+    /// Access tokens whose signatures this node has verified (introspection, userinfo).
+    pub verified_signatures: crate::oidc::jwt::VerifiedSignatures,
     /// The discovery document, serialised once.
     pub discovery: Bytes,
     /// The admin use cases and provisioning, for the admin API under `/admin/v1`.

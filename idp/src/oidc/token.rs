@@ -13,10 +13,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
-use store::{
-    Account, AuditResult, Client, CodeRedemption, Grant, NewAuditEvent, RefreshRedemption,
-    RefreshToken,
-};
+use store::{Account, AuditResult, Client, CodeRedemption, Grant, NewAuditEvent, RefreshToken};
 use time::Duration;
 use uuid::Uuid;
 
@@ -321,28 +318,41 @@ async fn authorization_code(
     Ok(body)
 }
 
-/// Issues a refresh token of `grant`'s family, valid until idle or `absolute_expires_at`, bound
-/// to the institution's current `settings_version` (a settings change ends it).
+/// A new refresh token of `grant`'s family, valid until idle or `absolute_expires_at`, bound to
+/// the institution's current `settings_version` (a settings change ends it): the row to store
+/// and the value to hand out.
+fn new_refresh_token(
+    state: &AppState,
+    grant: &Grant,
+    version: i64,
+    absolute_expires_at: time::OffsetDateTime,
+) -> (RefreshToken, String) {
+    let now = state.clock.now();
+    let value = service::random::token();
+    let idle = now + Duration::seconds(i64::from(state.settings.tokens.refresh_idle_seconds));
+    let token = RefreshToken {
+        token_hash: hash_handle(&value),
+        grant_id: grant.id,
+        institution_settings_version: version,
+        created_at: now,
+        idle_expires_at: idle.min(absolute_expires_at),
+        absolute_expires_at,
+        used_at: None,
+    };
+    (token, value)
+}
+
+/// Issues and stores a refresh token of `grant`'s family (see [`new_refresh_token`]).
 async fn issue_refresh_token(
     state: &AppState,
     grant: &Grant,
     version: i64,
     absolute_expires_at: time::OffsetDateTime,
 ) -> Result<String, TokenError> {
-    let now = state.clock.now();
-    let value = service::random::token();
-    let idle = now + Duration::seconds(i64::from(state.settings.tokens.refresh_idle_seconds));
+    let (token, value) = new_refresh_token(state, grant, version, absolute_expires_at);
     state
         .store
-        .insert_refresh_token(RefreshToken {
-            token_hash: hash_handle(&value),
-            grant_id: grant.id,
-            institution_settings_version: version,
-            created_at: now,
-            idle_expires_at: idle.min(absolute_expires_at),
-            absolute_expires_at,
-            used_at: None,
-        })
+        .insert_refresh_token(token)
         .await
         .map_err(TokenError::server)?;
     Ok(value)
@@ -371,30 +381,30 @@ async fn refresh_token(
         "refresh_token is required",
     ))?;
     let now = state.clock.now();
-    let (token, grant) = match state
+    let hash = hash_handle(presented);
+    // Every check reads; only a refresh that passes them all writes, and then in one grouped
+    // transaction that spends the token only if it is still unspent (so of concurrent uses
+    // exactly one wins), inserts the successor and appends the audit row.
+    let Some(token) = state
         .store
-        .redeem_refresh_token(&hash_handle(presented), now)
+        .get_refresh_token(&hash)
         .await
         .map_err(TokenError::server)?
-    {
-        RefreshRedemption::Redeemed { token, grant } => (token, grant),
-        RefreshRedemption::Reused { token } => {
-            revoke_refused(
-                state,
-                token.grant_id,
-                now,
-                &client.client_id,
-                None,
-                "token.refresh_reuse",
-                "family revoked",
-            )
-            .await?;
-            return Err(BAD_REFRESH);
-        }
-        RefreshRedemption::Unknown => return Err(BAD_REFRESH),
+    else {
+        return Err(BAD_REFRESH);
     };
+    if token.used_at.is_some() {
+        return Err(refresh_reused(state, &token, now, &client.client_id).await?);
+    }
+    let grant = state
+        .store
+        .get_grant(token.grant_id)
+        .await
+        .map_err(TokenError::server)?
+        .ok_or_else(|| TokenError::server("refresh token without its grant"))?;
     if grant.client_id != client.client_id {
         // A token presented by another client is spent and its family ends.
+        spend_refused(state, &hash, now).await?;
         state
             .store
             .revoke_grant(grant.id, now)
@@ -407,8 +417,12 @@ async fn refresh_token(
         .map_err(TokenError::server)?
     {
         Ok(live) => live,
-        Err(RefreshRefusal::Dead) => return Err(BAD_REFRESH),
+        Err(RefreshRefusal::Dead) => {
+            spend_refused(state, &hash, now).await?;
+            return Err(BAD_REFRESH);
+        }
         Err(RefreshRefusal::Refused { account, reason }) => {
+            spend_refused(state, &hash, now).await?;
             revoke_refused(
                 state,
                 grant.id,
@@ -434,25 +448,69 @@ async fn refresh_token(
         ));
     }
     let mut body = issue_tokens(state, client, &account, &grant, None)?;
-    body["refresh_token"] = Value::String(
-        issue_refresh_token(
-            state,
-            &grant,
-            institution.settings_version,
-            token.absolute_expires_at,
-        )
-        .await?,
-    );
-    audit(
+    let (successor, value) = new_refresh_token(
         state,
-        &client.client_id,
-        Some(&account),
-        "token.refresh",
-        AuditResult::Success,
+        &grant,
+        institution.settings_version,
+        token.absolute_expires_at,
+    );
+    let rotated = state
+        .store
+        .rotate_refresh_token(store::Rotation {
+            spent_hash: hash,
+            at: now,
+            successor,
+            audit: audit_event(
+                state,
+                &client.client_id,
+                Some(&account),
+                "token.refresh",
+                AuditResult::Success,
+                None,
+            ),
+        })
+        .await
+        .map_err(TokenError::server)?;
+    if !rotated {
+        // Another use of the same token won the race: this one is a reuse.
+        return Err(refresh_reused(state, &token, now, &client.client_id).await?);
+    }
+    body["refresh_token"] = Value::String(value);
+    Ok(body)
+}
+
+/// A spent refresh token presented again: its whole family ends (RFC 9700 §4.14.2).
+async fn refresh_reused(
+    state: &AppState,
+    token: &RefreshToken,
+    now: time::OffsetDateTime,
+    client_id: &str,
+) -> Result<TokenError, TokenError> {
+    revoke_refused(
+        state,
+        token.grant_id,
+        now,
+        client_id,
         None,
+        "token.refresh_reuse",
+        "family revoked",
     )
     .await?;
-    Ok(body)
+    Ok(BAD_REFRESH)
+}
+
+/// Spends a refresh token that is refused, so that it can never be used later.
+async fn spend_refused(
+    state: &AppState,
+    hash: &str,
+    now: time::OffsetDateTime,
+) -> Result<(), TokenError> {
+    state
+        .store
+        .redeem_refresh_token(hash, now)
+        .await
+        .map(|_| ())
+        .map_err(TokenError::server)
 }
 
 /// Why a refresh token may not be used now.
@@ -667,21 +725,33 @@ async fn audit(
 ) -> Result<(), TokenError> {
     state
         .store
-        .append_audit(NewAuditEvent {
-            at: state.clock.now(),
-            kind: kind.into(),
-            actor_account_id: account.map(|a| a.id),
-            actor: format!("client:{client_id}"),
-            target_account_id: account.map(|a| a.id),
-            target: account.map(|a| format!("{}/{}", a.institution_code, a.user_id)),
-            institution_code: account.map(|a| a.institution_code.as_str().to_owned()),
-            ip: None,
-            user_agent: None,
-            result,
-            reason: reason.map(str::to_owned),
-        })
+        .append_audit(audit_event(state, client_id, account, kind, result, reason))
         .await
         .map_err(TokenError::server)
+}
+
+/// The audit row of a token request by `client_id` about `account`.
+fn audit_event(
+    state: &AppState,
+    client_id: &str,
+    account: Option<&Account>,
+    kind: &str,
+    result: AuditResult,
+    reason: Option<&str>,
+) -> NewAuditEvent {
+    NewAuditEvent {
+        at: state.clock.now(),
+        kind: kind.into(),
+        actor_account_id: account.map(|a| a.id),
+        actor: format!("client:{client_id}"),
+        target_account_id: account.map(|a| a.id),
+        target: account.map(|a| format!("{}/{}", a.institution_code, a.user_id)),
+        institution_code: account.map(|a| a.institution_code.as_str().to_owned()),
+        ip: None,
+        user_agent: None,
+        result,
+        reason: reason.map(str::to_owned),
+    }
 }
 
 #[cfg(test)]

@@ -110,9 +110,15 @@ pub async fn verify_bearer(state: &AppState, headers: &HeaderMap) -> Result<Veri
 /// under (a lock, disable, delete or reset ends it); a service token's client still allows the
 /// grant and the scopes.
 pub async fn verify_access_token(state: &AppState, token: &str) -> Result<Verified, BearerError> {
-    let claims =
-        jwt::verify(&state.keys.current(), token, "at+jwt").map_err(|_| BearerError::Invalid)?;
     let now = state.clock.now();
+    let claims = jwt::verify_seen(
+        &state.keys.current(),
+        &state.verified_signatures,
+        now.unix_timestamp(),
+        token,
+        "at+jwt",
+    )
+    .map_err(|_| BearerError::Invalid)?;
     let issuer = state.settings.issuer();
     let str_claim = |name: &str| claims.get(name).and_then(Value::as_str);
     let exp = claims

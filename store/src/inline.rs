@@ -13,12 +13,14 @@
 //! so a read that follows a write of the same request sees it. The SQL and the row decoders are
 //! the same ones sqlx uses ([`crate::common::sql`], [`crate::rows`]).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, ToSql};
 
+use crate::rows::InlineRow;
 use crate::{Result, StoreError};
 
 /// Prepared statements kept per connection: the handful of hot reads.
@@ -31,6 +33,8 @@ pub(crate) struct InlineReader {
     /// at most `keep` are kept.
     idle: Mutex<Vec<Connection>>,
     keep: usize,
+    /// The result columns of each statement run, by SQL text (the same for every connection).
+    names: Mutex<HashMap<String, Arc<[Box<str>]>>>,
 }
 
 impl InlineReader {
@@ -42,6 +46,7 @@ impl InlineReader {
             busy_timeout,
             idle: Mutex::new(Vec::new()),
             keep: keep.max(1),
+            names: Mutex::new(HashMap::new()),
         }
     }
 
@@ -51,13 +56,13 @@ impl InlineReader {
         &self,
         sql: &str,
         params: &[&dyn ToSql],
-        decode: impl FnOnce(&rusqlite::Row<'_>) -> Result<T>,
+        decode: impl FnOnce(&InlineRow<'_>) -> Result<T>,
     ) -> Result<Option<T>> {
         let connection = match self.take() {
             Some(connection) => connection,
             None => self.open()?,
         };
-        let found = Self::query(&connection, sql, params, decode);
+        let found = self.query(&connection, sql, params, decode);
         // A connection that failed is dropped rather than reused.
         if found.is_ok() {
             self.give_back(connection);
@@ -66,12 +71,14 @@ impl InlineReader {
     }
 
     fn query<T>(
+        &self,
         connection: &Connection,
         sql: &str,
         params: &[&dyn ToSql],
-        decode: impl FnOnce(&rusqlite::Row<'_>) -> Result<T>,
+        decode: impl FnOnce(&InlineRow<'_>) -> Result<T>,
     ) -> Result<Option<T>> {
         let mut statement = connection.prepare_cached(sql).map_err(inline)?;
+        let names = self.column_names(sql, &statement);
         // `$N` is a named parameter to SQLite, numbered in order of first appearance: bind by
         // name so that the SQL may use them in any order.
         for (k, value) in params.iter().enumerate() {
@@ -83,9 +90,28 @@ impl InlineReader {
         }
         let mut rows = statement.raw_query();
         match rows.next().map_err(inline)? {
-            Some(row) => decode(row).map(Some),
+            Some(row) => decode(&InlineRow {
+                row,
+                names: &names,
+                next: std::cell::Cell::new(0),
+            })
+            .map(Some),
             None => Ok(None),
         }
+    }
+
+    fn column_names(&self, sql: &str, statement: &rusqlite::Statement<'_>) -> Arc<[Box<str>]> {
+        let mut names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(known) = names.get(sql) {
+            return known.clone();
+        }
+        let read: Arc<[Box<str>]> = statement
+            .column_names()
+            .into_iter()
+            .map(Box::from)
+            .collect();
+        names.insert(sql.to_owned(), read.clone());
+        read
     }
 
     fn take(&self) -> Option<Connection> {

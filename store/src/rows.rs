@@ -30,7 +30,8 @@ pub(crate) trait Columns {
 pub(crate) trait Column: Sized {
     fn from_sqlite(row: &SqliteRow, name: &str) -> Result<Self>;
     fn from_postgres(row: &PgRow, name: &str) -> Result<Self>;
-    fn from_inline(row: &rusqlite::Row<'_>, name: &str) -> Result<Self>;
+    /// The column at `index` of an in-line row, named `name` (for errors).
+    fn from_inline(row: &rusqlite::Row<'_>, index: usize, name: &str) -> Result<Self>;
 }
 
 impl Columns for SqliteRow {
@@ -45,16 +46,35 @@ impl Columns for PgRow {
     }
 }
 
-impl Columns for rusqlite::Row<'_> {
+/// A rusqlite row with its statement's column names.
+///
+/// rusqlite finds a column by name by converting every column's C name on each look-up; the
+/// decoders ask for most columns of a wide row (an account has 25), so the names are read once
+/// per statement ([`crate::inline`]) and searched from just after the last column found:
+/// decoders ask for columns in about the order the SQL lists them.
+pub(crate) struct InlineRow<'a> {
+    pub(crate) row: &'a rusqlite::Row<'a>,
+    pub(crate) names: &'a [Box<str>],
+    pub(crate) next: std::cell::Cell<usize>,
+}
+
+impl Columns for InlineRow<'_> {
     fn col<T: Column>(&self, name: &str) -> Result<T> {
-        T::from_inline(self, name)
+        let n = self.names.len();
+        let start = self.next.get();
+        let index = (0..n)
+            .map(|k| (start + k) % n)
+            .find(|&i| &*self.names[i] == name)
+            .ok_or_else(|| corrupt(name, "no such column"))?;
+        self.next.set(index + 1);
+        T::from_inline(self.row, index, name)
     }
 }
 
 /// The sqlx side of [`Column`] for types sqlx decodes itself; `inline` reads the value from a
 /// rusqlite row.
 macro_rules! column {
-    ($ty:ty, |$row:ident, $name:ident| $inline:expr) => {
+    ($ty:ty, |$row:ident, $index:ident, $name:ident| $inline:expr) => {
         impl Column for $ty {
             fn from_sqlite(row: &SqliteRow, name: &str) -> Result<Self> {
                 row.try_get(name).map_err(|e| corrupt(name, e))
@@ -62,7 +82,7 @@ macro_rules! column {
             fn from_postgres(row: &PgRow, name: &str) -> Result<Self> {
                 row.try_get(name).map_err(|e| corrupt(name, e))
             }
-            fn from_inline($row: &rusqlite::Row<'_>, $name: &str) -> Result<Self> {
+            fn from_inline($row: &rusqlite::Row<'_>, $index: usize, $name: &str) -> Result<Self> {
                 $inline
             }
         }
@@ -73,7 +93,7 @@ macro_rules! column {
 /// blobs).
 macro_rules! native_column {
     ($($ty:ty),*) => {
-        $(column!($ty, |row, name| row.get(name).map_err(|e| corrupt(name, e)));)*
+        $(column!($ty, |row, index, name| row.get(index).map_err(|e| corrupt(name, e)));)*
     };
 }
 
@@ -88,25 +108,25 @@ native_column!(
 
 // sqlx stores a UUID in SQLite as its 16 bytes, a date as `YYYY-MM-DD` and a timestamp as the
 // text `Timestamp` encodes (RFC 3339, UTC).
-column!(Uuid, |row, name| uuid_of(
+column!(Uuid, |row, index, name| uuid_of(
     name,
-    &row.get::<_, Vec<u8>>(name).map_err(|e| corrupt(name, e))?
+    &row.get::<_, Vec<u8>>(index).map_err(|e| corrupt(name, e))?
 ));
-column!(Option<Uuid>, |row, name| row
-    .get::<_, Option<Vec<u8>>>(name)
+column!(Option<Uuid>, |row, index, name| row
+    .get::<_, Option<Vec<u8>>>(index)
     .map_err(|e| corrupt(name, e))?
     .map(|bytes| uuid_of(name, &bytes))
     .transpose());
-column!(Date, |row, name| date_of(
+column!(Date, |row, index, name| date_of(
     name,
-    &row.get::<_, String>(name).map_err(|e| corrupt(name, e))?
+    &row.get::<_, String>(index).map_err(|e| corrupt(name, e))?
 ));
-column!(OffsetDateTime, |row, name| timestamp_of(
+column!(OffsetDateTime, |row, index, name| timestamp_of(
     name,
-    &row.get::<_, String>(name).map_err(|e| corrupt(name, e))?
+    &row.get::<_, String>(index).map_err(|e| corrupt(name, e))?
 ));
-column!(Option<OffsetDateTime>, |row, name| row
-    .get::<_, Option<String>>(name)
+column!(Option<OffsetDateTime>, |row, index, name| row
+    .get::<_, Option<String>>(index)
     .map_err(|e| corrupt(name, e))?
     .map(|text| timestamp_of(name, &text))
     .transpose());

@@ -2,13 +2,13 @@
 //! (spend it, insert its successor, audit).
 //!
 //! Every token issued, sign-in and refresh appends an audit row (a refresh also spends its token
-//! and inserts the successor), and the request answers only once its write is committed. Committing each
-//! row in its own transaction costs a write of every touched page of the table and its indexes
-//! (SQLite: WAL frames; PostgreSQL: a WAL flush) and, on SQLite, round trips to the connection's
-//! worker thread, per row. Instead, rows that arrive while a batch is being written wait for the
-//! next batch, and one transaction commits them all: the same durability (nobody is answered
-//! before their row is committed), a fraction of the cost under load, and no delay when idle (a
-//! lone row is written at once).
+//! and inserts the successor), and the request answers only once its write is committed.
+//! Committing each row in its own transaction costs a write of every touched page of the table
+//! and its indexes (SQLite: WAL frames; PostgreSQL: a WAL flush) and, on SQLite, round trips to
+//! the connection's worker thread, per row. Instead, rows that arrive while a batch is being
+//! written wait for the next batch, and one transaction commits them all: the same durability
+//! (nobody is answered before their row is committed), a fraction of the cost under load, and no
+//! delay when idle (a lone row is written at once).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};

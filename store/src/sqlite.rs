@@ -1,7 +1,8 @@
 //! The SQLite backend: one database file in WAL mode, for single-server deployments.
 //!
 //! Only what differs from PostgreSQL lives here: connection options, the migration folder,
-//! `BEGIN IMMEDIATE` for write transactions and the text encoding of timestamps. The `Store`
+//! `BEGIN IMMEDIATE` for write transactions, the text encoding of timestamps and the in-line
+//! reader (`inline.rs`). The `Store`
 //! methods themselves come from [`crate::common::impl_store!`].
 
 use std::str::FromStr;
@@ -31,7 +32,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite"
 /// take milliseconds. SQLite's default of 1,000 pages made that the whole 99th-percentile
 /// latency of the writing token endpoints at one connection (a refresh commit writes about ten
 /// pages); a quarter of it makes each checkpoint a quarter as long for a few percent of
-/// throughput (`docs/performance.md`, "Checkpoints"). A background checkpoint thread was
+/// throughput (`docs/performance.md`, "The second round"). A background checkpoint thread was
 /// measured too and was worse: its syncs still stalled the writer's appends to the log.
 const CHECKPOINT_PAGES: u32 = 250;
 

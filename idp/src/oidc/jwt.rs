@@ -84,11 +84,10 @@ fn verify_remembering(
         .decode(sig_b64)
         .map_err(|_| JwtError::Malformed)?;
     let signing_input = &token[..header_b64.len() + 1 + claims_b64.len()];
-    let digest = seen.map(|_| VerifiedSignatures::digest(token));
-    let known = match (seen, &digest) {
-        (Some((seen, now)), Some(digest)) => seen.knows(digest, kid, now) && keys.has(kid, alg),
-        _ => false,
-    };
+    let remembered = seen.map(|(seen, now)| (seen, now, VerifiedSignatures::digest(token)));
+    let known = remembered
+        .as_ref()
+        .is_some_and(|(seen, now, digest)| seen.knows(digest, kid, *now) && keys.has(kid, alg));
     if !known && !keys.verify(kid, alg, signing_input.as_bytes(), &sig) {
         return Err(JwtError::Signature);
     }
@@ -99,7 +98,8 @@ fn verify_remembering(
         return Err(JwtError::Type);
     }
     let claims = decode_json(claims_b64)?;
-    if let (false, Some((seen, now)), Some(digest)) = (known, seen, digest)
+    if !known
+        && let Some((seen, now, digest)) = remembered
         && let Some(exp) = claims.get("exp").and_then(Value::as_i64)
     {
         seen.remember(digest, kid, exp, now);

@@ -179,6 +179,42 @@ pub(crate) fn needle_grams(needle: &str) -> Vec<String> {
     grams
 }
 
+/// The time of a batch of rotations' latest: one statement spends the whole batch at it.
+pub(crate) fn latest(rotations: &[crate::Rotation]) -> Option<OffsetDateTime> {
+    rotations.iter().map(|r| r.at).max()
+}
+
+/// A batch of rotations once its statement has spent the hashes in `unclaimed`.
+pub(crate) struct Settled {
+    /// Whether each rotation, in order, won its token.
+    pub spent: Vec<bool>,
+    /// The winners' successors and audit rows, to be written in the same transaction.
+    pub successors: Vec<crate::RefreshToken>,
+    pub audits: Vec<crate::NewAuditEvent>,
+}
+
+/// Decides which rotations of a batch won: those whose token the statement spent, and of a token
+/// presented twice in one batch, the first.
+pub(crate) fn settle_rotations(
+    rotations: Vec<crate::Rotation>,
+    mut unclaimed: std::collections::HashSet<String>,
+) -> Settled {
+    let mut settled = Settled {
+        spent: Vec::with_capacity(rotations.len()),
+        successors: Vec::new(),
+        audits: Vec::new(),
+    };
+    for rotation in rotations {
+        let first = unclaimed.remove(&rotation.spent_hash);
+        if first {
+            settled.successors.push(rotation.successor);
+            settled.audits.push(rotation.audit);
+        }
+        settled.spent.push(first);
+    }
+    settled
+}
+
 /// The SQL both backends run. Column lists are spelled out, never `SELECT *`, so that the
 /// decoders and the schema are visibly in step.
 pub(crate) mod sql {
@@ -482,10 +518,14 @@ pub(crate) mod sql {
         UPDATE bulk_registrations SET passwords_sealed = NULL, passwords_purged_at = $2 \
         WHERE passwords_sealed IS NOT NULL AND finished_at <= $1";
 
-    pub const INSERT_AUDIT: &str = "\
+    /// The head of a multi-row audit insert, before its `VALUES`.
+    pub const AUDIT_INSERT: &str = "\
         INSERT INTO audit_events (at, kind, actor_account_id, actor, target_account_id, target, \
-            institution_code, ip, user_agent, result, reason) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+            institution_code, ip, user_agent, result, reason)";
+    /// The head of a multi-row refresh token insert, before its `VALUES`.
+    pub const REFRESH_INSERT: &str = "\
+        INSERT INTO refresh_tokens (token_hash, grant_id, institution_settings_version, \
+            created_at, idle_expires_at, absolute_expires_at, used_at)";
     pub const RECENT_SIGN_INS: &str = "\
         SELECT seq, at, kind, actor_account_id, actor, target_account_id, target, \
             institution_code, ip, user_agent, result, reason \
@@ -520,10 +560,11 @@ macro_rules! impl_store {
             use uuid::Uuid;
 
             use $crate::common::{
-                BATCH_ROWS, contains_pattern, db, expect_one, from_json, on_write,
-                parse_account_type, parse_code, parse_job_status, parse_method, parse_purpose, sql,
-                to_json, ts, ts_opt,
+                BATCH_ROWS, contains_pattern, db, expect_one, from_json, latest, on_write,
+                parse_account_type, parse_code, parse_job_status, parse_method, parse_purpose,
+                settle_rotations, sql, to_json, ts, ts_opt,
             };
+            use $crate::inline_writer;
             use $crate::rows::{
                 account_and_institution, account_from_row, grant_and_account, grant_from_row,
                 institution_from_prefixed_row, refresh_from_row,
@@ -766,11 +807,8 @@ macro_rules! impl_store {
             /// Appends audit events with multi-row statements of [`BATCH_ROWS`] rows.
             async fn insert_audits(conn: &mut Conn, events: &[NewAuditEvent]) -> Result<()> {
                 for chunk in events.chunks(BATCH_ROWS) {
-                    let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO audit_events (at, kind, actor_account_id, actor, \
-                         target_account_id, target, institution_code, ip, user_agent, result, \
-                         reason) ",
-                    );
+                    let mut query =
+                        sqlx::QueryBuilder::<$db>::new(format!("{} ", sql::AUDIT_INSERT));
                     query.push_values(chunk, |mut b, event| {
                         b.push_bind(ts(event.at))
                             .push_bind(event.kind.clone())
@@ -791,11 +829,8 @@ macro_rules! impl_store {
 
             async fn insert_refresh_tokens(conn: &mut Conn, tokens: &[RefreshToken]) -> Result<()> {
                 for chunk in tokens.chunks(BATCH_ROWS) {
-                    let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO refresh_tokens (token_hash, grant_id, \
-                         institution_settings_version, created_at, idle_expires_at, \
-                         absolute_expires_at, used_at) ",
-                    );
+                    let mut query =
+                        sqlx::QueryBuilder::<$db>::new(format!("{} ", sql::REFRESH_INSERT));
                     query.push_values(chunk, |mut b, token| {
                         b.push_bind(token.token_hash.clone())
                             .push_bind(token.grant_id)
@@ -815,22 +850,7 @@ macro_rules! impl_store {
             }
 
             async fn insert_audit(conn: &mut Conn, event: &NewAuditEvent) -> Result<()> {
-                sqlx::query(sql::INSERT_AUDIT)
-                    .bind(ts(event.at))
-                    .bind(&event.kind)
-                    .bind(event.actor_account_id)
-                    .bind(&event.actor)
-                    .bind(event.target_account_id)
-                    .bind(event.target.as_deref())
-                    .bind(event.institution_code.as_deref())
-                    .bind(event.ip.as_deref())
-                    .bind(event.user_agent.as_deref())
-                    .bind(event.result.as_str())
-                    .bind(event.reason.as_deref())
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db)?;
-                Ok(())
+                insert_audits(conn, std::slice::from_ref(event)).await
             }
 
             async fn fetch_account(conn: &mut Conn, id: Uuid) -> Result<Option<Account>> {
@@ -1733,6 +1753,24 @@ macro_rules! impl_store {
                 }
 
                 async fn insert_refresh_token(&self, token: RefreshToken) -> Result<()> {
+                    if let Some(inline) = self.inline_writer() {
+                        let (inline, gate) = (inline.clone(), self.writer.clone());
+                        return self
+                            .refresh_tokens
+                            .append(token, move |tokens| {
+                                let (inline, gate) = (inline.clone(), gate.clone());
+                                async move {
+                                    let n = tokens.len();
+                                    inline
+                                        .write(&gate, move |tx| {
+                                            inline_writer::insert_refresh_tokens(tx, &tokens)
+                                        })
+                                        .await?;
+                                    Ok(vec![(); n])
+                                }
+                            })
+                            .await;
+                    }
                     let writer = self.writer.clone();
                     self.refresh_tokens
                         .append(token, move |tokens| {
@@ -1749,17 +1787,43 @@ macro_rules! impl_store {
                 }
 
                 async fn rotate_refresh_token(&self, rotation: Rotation) -> Result<bool> {
+                    if let Some(inline) = self.inline_writer() {
+                        let (inline, gate) = (inline.clone(), self.writer.clone());
+                        return self
+                            .rotations
+                            .append(rotation, move |rotations| {
+                                let (inline, gate) = (inline.clone(), gate.clone());
+                                async move {
+                                    inline
+                                        .write(&gate, move |tx| {
+                                            let Some(at) = latest(&rotations) else {
+                                                return Ok(Vec::new());
+                                            };
+                                            let hashes = rotations
+                                                .iter()
+                                                .map(|r| r.spent_hash.as_str())
+                                                .collect::<Vec<_>>();
+                                            let unclaimed =
+                                                inline_writer::spend_refresh_tokens(tx, &hashes, at)?;
+                                            let settled = settle_rotations(rotations, unclaimed);
+                                            inline_writer::insert_refresh_tokens(tx, &settled.successors)?;
+                                            inline_writer::insert_audits(tx, &settled.audits)?;
+                                            Ok(settled.spent)
+                                        })
+                                        .await
+                                }
+                            })
+                            .await;
+                    }
                     let writer = self.writer.clone();
                     self.rotations
                         .append(rotation, move |rotations| {
                             let writer = writer.clone();
                             async move {
-                                let mut tx = $store::begin_on(&writer).await?;
-                                // One statement spends every token of the batch that is still
-                                // unspent, at the time of the batch's latest rotation.
-                                let Some(at) = rotations.iter().map(|r| r.at).max() else {
+                                let Some(at) = latest(&rotations) else {
                                     return Ok(Vec::new());
                                 };
+                                let mut tx = $store::begin_on(&writer).await?;
                                 let mut query = sqlx::QueryBuilder::<$db>::new(
                                     "UPDATE refresh_tokens SET used_at = ",
                                 );
@@ -1770,7 +1834,7 @@ macro_rules! impl_store {
                                     hashes.push_bind(rotation.spent_hash.clone());
                                 }
                                 query.push(") RETURNING token_hash");
-                                let mut unclaimed = query
+                                let unclaimed = query
                                     .build()
                                     .fetch_all(&mut *tx)
                                     .await
@@ -1778,21 +1842,11 @@ macro_rules! impl_store {
                                     .iter()
                                     .map(|row| col::<String>(row, "token_hash"))
                                     .collect::<Result<std::collections::HashSet<_>>>()?;
-                                // A token presented twice in one batch is won by the first.
-                                let mut spent = Vec::with_capacity(rotations.len());
-                                let (mut successors, mut audits) = (Vec::new(), Vec::new());
-                                for rotation in rotations {
-                                    let first = unclaimed.remove(&rotation.spent_hash);
-                                    if first {
-                                        successors.push(rotation.successor);
-                                        audits.push(rotation.audit);
-                                    }
-                                    spent.push(first);
-                                }
-                                insert_refresh_tokens(&mut tx, &successors).await?;
-                                insert_audits(&mut tx, &audits).await?;
+                                let settled = settle_rotations(rotations, unclaimed);
+                                insert_refresh_tokens(&mut tx, &settled.successors).await?;
+                                insert_audits(&mut tx, &settled.audits).await?;
                                 tx.commit().await.map_err(db)?;
-                                Ok(spent)
+                                Ok(settled.spent)
                             }
                         })
                         .await
@@ -2124,6 +2178,22 @@ macro_rules! impl_store {
                 }
 
                 async fn append_audit(&self, event: NewAuditEvent) -> Result<()> {
+                    if let Some(inline) = self.inline_writer() {
+                        let (inline, gate) = (inline.clone(), self.writer.clone());
+                        return self
+                            .audit
+                            .append(event, move |events| {
+                                let (inline, gate) = (inline.clone(), gate.clone());
+                                async move {
+                                    let n = events.len();
+                                    inline
+                                        .write(&gate, move |tx| inline_writer::insert_audits(tx, &events))
+                                        .await?;
+                                    Ok(vec![(); n])
+                                }
+                            })
+                            .await;
+                    }
                     let writer = self.writer.clone();
                     self.audit
                         .append(event, move |events| {

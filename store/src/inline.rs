@@ -146,6 +146,6 @@ impl InlineReader {
     }
 }
 
-fn inline(err: rusqlite::Error) -> StoreError {
+pub(crate) fn inline(err: rusqlite::Error) -> StoreError {
     StoreError::Inline(err)
 }

@@ -12,6 +12,7 @@ mod client_cache;
 mod common;
 mod group_commit;
 mod inline;
+mod inline_writer;
 pub mod model;
 mod postgres;
 mod rows;
@@ -45,7 +46,7 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
-    /// An error of SQLite's in-line reads (rusqlite).
+    /// An error of SQLite's in-line reads and writes (rusqlite).
     #[error("database error: {0}")]
     Inline(#[source] rusqlite::Error),
     /// A row queued for a group commit was not written because the writer stopped (the process

@@ -15,6 +15,7 @@ use crate::client_cache::ClientCache;
 use crate::common::{Timestamp, db, impl_store, needle_grams};
 use crate::group_commit::GroupCommit;
 use crate::inline::InlineReader;
+use crate::inline_writer::InlineWriter;
 use crate::{NewAuditEvent, RefreshToken, Rotation};
 
 const BACKEND: &str = "postgres";
@@ -60,6 +61,10 @@ impl PostgresStore {
 
     /// PostgreSQL answers every read over the network through sqlx.
     fn inline(&self) -> Option<&InlineReader> {
+        None
+    }
+
+    fn inline_writer(&self) -> Option<&std::sync::Arc<InlineWriter>> {
         None
     }
 

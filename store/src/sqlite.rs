@@ -6,6 +6,7 @@
 //! methods themselves come from [`crate::common::impl_store!`].
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::encode::IsNull;
@@ -22,6 +23,7 @@ use crate::client_cache::ClientCache;
 use crate::common::{Timestamp, db, impl_store};
 use crate::group_commit::GroupCommit;
 use crate::inline::InlineReader;
+use crate::inline_writer::InlineWriter;
 use crate::{NewAuditEvent, RefreshToken, Rotation};
 
 const BACKEND: &str = "sqlite";
@@ -35,6 +37,13 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite"
 /// throughput (`docs/performance.md`, "The second round"). A background checkpoint thread was
 /// measured too and was worse: its syncs still stalled the writer's appends to the log.
 const CHECKPOINT_PAGES: u32 = 250;
+
+/// The rows changed by the in-line writer (`inline_writer.rs`) after which it checkpoints. A row
+/// of the hot tables writes one to three pages of log (its table and index leaves; rows
+/// committed together share pages), so this is about [`CHECKPOINT_PAGES`] pages under load.
+/// Measured at 80, 160, 300 and 1,000 rows: 160 gave the most refreshes at one and at sixteen
+/// connections with the lowest 99th percentile (`docs/performance.md`, "The third round").
+const CHECKPOINT_ROWS: u64 = 160;
 
 /// How long a connection waits for another writer before giving up with `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -55,6 +64,8 @@ pub struct SqliteStore {
     /// The hot single-row reads, run in-line (not for an in-memory database, which only the
     /// connection that made it can see).
     inline: Option<InlineReader>,
+    /// The grouped writes, run in-line (not for an in-memory database either).
+    inline_writer: Option<Arc<InlineWriter>>,
 }
 
 impl SqliteStore {
@@ -105,6 +116,9 @@ impl SqliteStore {
             refresh_tokens: GroupCommit::default(),
             rotations: GroupCommit::default(),
             clients: ClientCache::default(),
+            inline_writer: file
+                .clone()
+                .map(|file| Arc::new(InlineWriter::new(file, BUSY_TIMEOUT, CHECKPOINT_ROWS))),
             inline: file
                 .map(|file| InlineReader::new(file, BUSY_TIMEOUT, max_connections as usize)),
         })
@@ -112,6 +126,10 @@ impl SqliteStore {
 
     fn inline(&self) -> Option<&InlineReader> {
         self.inline.as_ref()
+    }
+
+    fn inline_writer(&self) -> Option<&Arc<InlineWriter>> {
+        self.inline_writer.as_ref()
     }
 
     /// Write transactions take the write lock up front. A deferred transaction that reads and
@@ -149,10 +167,17 @@ impl Encode<'_, Sqlite> for Timestamp {
         &self,
         buf: &mut <Sqlite as Database>::ArgumentBuffer,
     ) -> Result<IsNull, BoxDynError> {
+        Encode::<Sqlite>::encode(self.sqlite_text()?, buf)
+    }
+}
+
+impl Timestamp {
+    /// The fixed-width text SQLite stores (see [`Timestamp`]), for sqlx and rusqlite alike.
+    pub(crate) fn sqlite_text(self) -> Result<String, time::error::Format> {
         let format = format_description!(
             "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
         );
-        Encode::<Sqlite>::encode(self.normalized().format(&format)?, buf)
+        self.normalized().format(&format)
     }
 }
 

@@ -261,15 +261,31 @@ pub(crate) mod sql {
     }
     pub const SELECT_ACCOUNT: &str = select_account!("id = $1");
     /// An institution's columns prefixed `i_`, beside an account's.
+    /// An institution's columns, read from the alias `i` and prefixed `i_`.
+    macro_rules! institution_columns_of_i {
+        () => {
+            "i.code AS i_code, i.name AS i_name, i.kind AS i_kind, \
+             i.usage_start AS i_usage_start, i.settings AS i_settings, \
+             i.settings_version AS i_settings_version, i.created_at AS i_created_at"
+        };
+    }
+    /// A grant's columns, read from the alias `g` and prefixed `g_`.
+    macro_rules! grant_columns_of_g {
+        () => {
+            "g.id AS g_id, g.account_id AS g_account_id, g.client_id AS g_client_id, \
+             g.session_id_hash AS g_session_id_hash, g.scopes AS g_scopes, \
+             g.auth_time AS g_auth_time, g.amr AS g_amr, g.acr AS g_acr, \
+             g.created_at AS g_created_at, g.revoked_at AS g_revoked_at"
+        };
+    }
     macro_rules! select_account_and_institution {
         ($where:literal) => {
             concat!(
                 "SELECT ",
                 account_columns_of_a!(),
-                ", i.code AS i_code, i.name AS i_name, i.kind AS i_kind, \
-                 i.usage_start AS i_usage_start, i.settings AS i_settings, \
-                 i.settings_version AS i_settings_version, i.created_at AS i_created_at \
-                 FROM accounts a JOIN institutions i ON i.code = a.institution_code WHERE ",
+                ", ",
+                institution_columns_of_i!(),
+                " FROM accounts a JOIN institutions i ON i.code = a.institution_code WHERE ",
                 $where
             )
         };
@@ -280,12 +296,27 @@ pub(crate) mod sql {
     );
     /// A grant's columns prefixed `g_`, beside its account's.
     pub const SELECT_GRANT_AND_ACCOUNT: &str = concat!(
-        "SELECT g.id AS g_id, g.account_id AS g_account_id, g.client_id AS g_client_id, \
-         g.session_id_hash AS g_session_id_hash, g.scopes AS g_scopes, \
-         g.auth_time AS g_auth_time, g.amr AS g_amr, g.acr AS g_acr, \
-         g.created_at AS g_created_at, g.revoked_at AS g_revoked_at, ",
+        "SELECT ",
+        grant_columns_of_g!(),
+        ", ",
         account_columns_of_a!(),
         " FROM grants g JOIN accounts a ON a.id = g.account_id WHERE g.id = $1"
+    );
+    /// A refresh token (its columns prefixed `r_`) with its grant, account and institution.
+    pub const SELECT_REFRESH_FAMILY: &str = concat!(
+        "SELECT r.token_hash AS r_token_hash, r.grant_id AS r_grant_id, \
+         r.institution_settings_version AS r_institution_settings_version, \
+         r.created_at AS r_created_at, r.idle_expires_at AS r_idle_expires_at, \
+         r.absolute_expires_at AS r_absolute_expires_at, r.used_at AS r_used_at, ",
+        grant_columns_of_g!(),
+        ", ",
+        account_columns_of_a!(),
+        ", ",
+        institution_columns_of_i!(),
+        " FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id \
+         JOIN accounts a ON a.id = g.account_id \
+         JOIN institutions i ON i.code = a.institution_code \
+         WHERE r.token_hash = $1"
     );
     pub const FIND_ACCOUNT: &str =
         select_account!("institution_code = $1 AND user_id = $2 AND deleted_at IS NULL");
@@ -567,7 +598,7 @@ macro_rules! impl_store {
             use $crate::inline_writer;
             use $crate::rows::{
                 account_and_institution, account_from_row, grant_and_account, grant_from_row,
-                institution_from_prefixed_row, refresh_from_row,
+                institution_from_prefixed_row, refresh_family, refresh_from_row,
             };
             use $crate::{
                 Account, AccountChange, AccountFilter, AccountPage, AuditEvent, AuditFilter,
@@ -575,7 +606,7 @@ macro_rules! impl_store {
                 ClaimedBulkJob, Client, CodeRedemption, Credential, Grant, Institution,
                 InstitutionSettings, InstitutionUpdate, NewAccount, NewAuditEvent, NewBulkJob,
                 NewInstitution, OtpChallenge, OtpSendStats, PageRequest, PrintedNotice,
-                RefreshRedemption, RefreshToken, Result, Rotation, SecondFactor, Session, SigningKey, Store,
+                RefreshFamily, RefreshRedemption, RefreshToken, Result, Rotation, SecondFactor, Session, SigningKey, Store,
                 StoreError,
             };
 
@@ -1215,6 +1246,20 @@ macro_rules! impl_store {
                         .await
                         .map_err(db)?;
                     row.as_ref().map(account_and_institution).transpose()
+                }
+
+                async fn get_refresh_family(&self, token_hash: &str) -> Result<Option<RefreshFamily>> {
+                    if let Some(inline) = self.inline() {
+                        return inline.optional(sql::SELECT_REFRESH_FAMILY, &[&token_hash], |row| {
+                            refresh_family(row)
+                        });
+                    }
+                    let row = sqlx::query(sql::SELECT_REFRESH_FAMILY)
+                        .bind(token_hash)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    row.as_ref().map(refresh_family).transpose()
                 }
 
                 async fn get_grant_and_account(&self, id: Uuid) -> Result<Option<(Grant, Account)>> {

@@ -264,6 +264,9 @@ pub trait Store: Send + Sync + 'static {
     /// A refresh token by its hash, spent or not (for introspection and revocation), without
     /// spending it.
     async fn get_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>>;
+    /// A refresh token by its hash, spent or not, with its grant, account and institution, as of
+    /// one moment; None if the token is unknown.
+    async fn get_refresh_family(&self, token_hash: &str) -> Result<Option<RefreshFamily>>;
     /// Spends a refresh token atomically: of concurrent uses exactly one sees `Redeemed`.
     async fn redeem_refresh_token(
         &self,

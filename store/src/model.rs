@@ -367,6 +367,16 @@ pub struct RefreshToken {
     pub used_at: Option<OffsetDateTime>,
 }
 
+/// A refresh token with everything a refresh decides on, read in one statement: its grant, and
+/// the grant's account (deleted or not) and institution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshFamily {
+    pub token: RefreshToken,
+    pub grant: Grant,
+    pub account: Account,
+    pub institution: Institution,
+}
+
 /// One use of a refresh token that passed every check: the token spent, its successor and the
 /// audit row of the refresh (see [`crate::Store::rotate_refresh_token`]).
 #[derive(Debug, Clone)]

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::common::{
     corrupt, from_json, parse_account_type, parse_code, parse_kind, parse_lock, second_factor,
 };
-use crate::{Account, Credential, Grant, Institution, RefreshToken, Result};
+use crate::{Account, Credential, Grant, Institution, RefreshFamily, RefreshToken, Result};
 
 /// A row whose columns can be read by name.
 pub(crate) trait Columns {
@@ -241,14 +241,31 @@ pub(crate) fn grant_and_account(row: &impl Columns) -> Result<(Grant, Account)> 
     Ok((grant_from_prefixed_row(row, "g_")?, account_from_row(row)?))
 }
 
-pub(crate) fn refresh_from_row(row: &impl Columns) -> Result<RefreshToken> {
+/// A refresh token from columns named `<prefix><column>` (a join's).
+fn refresh_from_prefixed_row(row: &impl Columns, prefix: &str) -> Result<RefreshToken> {
+    let name = |column: &str| format!("{prefix}{column}");
     Ok(RefreshToken {
-        token_hash: row.col("token_hash")?,
-        grant_id: row.col("grant_id")?,
-        institution_settings_version: row.col("institution_settings_version")?,
-        created_at: row.col("created_at")?,
-        idle_expires_at: row.col("idle_expires_at")?,
-        absolute_expires_at: row.col("absolute_expires_at")?,
-        used_at: row.col("used_at")?,
+        token_hash: row.col(&name("token_hash"))?,
+        grant_id: row.col(&name("grant_id"))?,
+        institution_settings_version: row.col(&name("institution_settings_version"))?,
+        created_at: row.col(&name("created_at"))?,
+        idle_expires_at: row.col(&name("idle_expires_at"))?,
+        absolute_expires_at: row.col(&name("absolute_expires_at"))?,
+        used_at: row.col(&name("used_at"))?,
+    })
+}
+
+pub(crate) fn refresh_from_row(row: &impl Columns) -> Result<RefreshToken> {
+    refresh_from_prefixed_row(row, "")
+}
+
+/// A refresh token (prefixed `r_`) with its grant (`g_`), account and institution (`i_`).
+pub(crate) fn refresh_family(row: &impl Columns) -> Result<RefreshFamily> {
+    let (account, institution) = account_and_institution(row)?;
+    Ok(RefreshFamily {
+        token: refresh_from_prefixed_row(row, "r_")?,
+        grant: grant_from_prefixed_row(row, "g_")?,
+        account,
+        institution,
     })
 }

@@ -27,8 +27,8 @@ use store::{
     AuthorizationCode, BulkCompletion, BulkProblem, BulkResultRow, Client, CodeRedemption,
     Credential, Grant, InstitutionSettings, InstitutionUpdate, NewAccount, NewAuditEvent,
     NewBulkJob, NewInstitution, OtpChallenge, OtpPurpose, OtpSendStats, PageRequest, PrintedNotice,
-    RefreshRedemption, RefreshToken, Rotation, SecondFactor, SecondFactorMethod, Session,
-    SigningKey, Store, StoreError,
+    RefreshFamily, RefreshRedemption, RefreshToken, Rotation, SecondFactor, SecondFactorMethod,
+    Session, SigningKey, Store, StoreError,
 };
 use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};
@@ -2432,7 +2432,37 @@ async fn joined_reads_match_the_single_reads(ctx: Ctx) {
         .expect("present");
     assert_eq!(
         store.get_grant_and_account(grant_id).await.expect("joined"),
-        Some((grant, account))
+        Some((grant.clone(), account.clone()))
+    );
+    let token = RefreshToken {
+        token_hash: "family".into(),
+        grant_id,
+        institution_settings_version: institution.settings_version,
+        created_at: now(),
+        idle_expires_at: now() + Duration::hours(24),
+        absolute_expires_at: now() + Duration::days(30),
+        used_at: None,
+    };
+    store
+        .insert_refresh_token(token.clone())
+        .await
+        .expect("insert");
+    assert_eq!(
+        store.get_refresh_family("family").await.expect("joined"),
+        Some(RefreshFamily {
+            token: store
+                .get_refresh_token("family")
+                .await
+                .expect("token")
+                .expect("present"),
+            grant,
+            account,
+            institution,
+        })
+    );
+    assert_eq!(
+        store.get_refresh_family("unknown").await.expect("none"),
+        None
     );
 
     // Unknown IDs, and a deleted account: found by ID (with its grant), not by user ID.
@@ -2478,6 +2508,20 @@ async fn joined_reads_match_the_single_reads(ctx: Ctx) {
         .expect("joined")
         .expect("present");
     assert!(deleted.deleted_at.is_some());
+    store
+        .insert_refresh_token(RefreshToken {
+            token_hash: "deleted".into(),
+            grant_id: reset_grant,
+            ..token
+        })
+        .await
+        .expect("insert");
+    let family = store
+        .get_refresh_family("deleted")
+        .await
+        .expect("joined")
+        .expect("a deleted account's token is still found");
+    assert!(family.account.deleted_at.is_some());
 }
 
 async fn institution_update_and_settings(ctx: Ctx) {

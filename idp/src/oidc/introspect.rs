@@ -143,22 +143,16 @@ async fn live_refresh_token(
     token: &str,
 ) -> Result<Option<(RefreshToken, Grant, Account)>, StoreError> {
     let now = state.clock.now();
-    let Some(refresh) = state.store.get_refresh_token(&hash_handle(token)).await? else {
+    let Some(family) = state.store.get_refresh_family(&hash_handle(token)).await? else {
         return Ok(None);
     };
-    if refresh.used_at.is_some() {
+    if family.token.used_at.is_some()
+        || family.grant.client_id != client.client_id
+        || live_family(state, &family, now).is_err()
+    {
         return Ok(None);
     }
-    let Some(grant) = state.store.get_grant(refresh.grant_id).await? else {
-        return Ok(None);
-    };
-    if grant.client_id != client.client_id {
-        return Ok(None);
-    }
-    let Ok((account, _)) = live_family(state, &refresh, &grant, now).await? else {
-        return Ok(None);
-    };
-    Ok(Some((refresh, grant, account)))
+    Ok(Some((family.token, family.grant, family.account)))
 }
 
 /// Revokes the family of the refresh token `token` if it was issued to `client` (RFC 7009 §2.1:

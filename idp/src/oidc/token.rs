@@ -13,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
-use store::{Account, AuditResult, Client, CodeRedemption, Grant, NewAuditEvent, RefreshToken};
+use store::{
+    Account, AuditResult, Client, CodeRedemption, Grant, NewAuditEvent, RefreshFamily, RefreshToken,
+};
 use time::Duration;
 use uuid::Uuid;
 
@@ -385,23 +387,23 @@ async fn refresh_token(
     // Every check reads; only a refresh that passes them all writes, and then in one grouped
     // transaction that spends the token only if it is still unspent (so of concurrent uses
     // exactly one wins), inserts the successor and appends the audit row.
-    let Some(token) = state
+    let Some(family) = state
         .store
-        .get_refresh_token(&hash)
+        .get_refresh_family(&hash)
         .await
         .map_err(TokenError::server)?
     else {
         return Err(BAD_REFRESH);
     };
+    let RefreshFamily {
+        token,
+        grant,
+        account,
+        institution,
+    } = &family;
     if token.used_at.is_some() {
-        return Err(refresh_reused(state, &token, now, &client.client_id).await?);
+        return Err(refresh_reused(state, token, now, &client.client_id).await?);
     }
-    let grant = state
-        .store
-        .get_grant(token.grant_id)
-        .await
-        .map_err(TokenError::server)?
-        .ok_or_else(|| TokenError::server("refresh token without its grant"))?;
     if grant.client_id != client.client_id {
         // A token presented by another client is spent and its family ends.
         spend_refused(state, &hash, now).await?;
@@ -412,30 +414,27 @@ async fn refresh_token(
             .map_err(TokenError::server)?;
         return Err(BAD_REFRESH);
     }
-    let (account, institution) = match live_family(state, &token, &grant, now)
-        .await
-        .map_err(TokenError::server)?
-    {
-        Ok(live) => live,
+    match live_family(state, &family, now) {
+        Ok(()) => {}
         Err(RefreshRefusal::Dead) => {
             spend_refused(state, &hash, now).await?;
             return Err(BAD_REFRESH);
         }
-        Err(RefreshRefusal::Refused { account, reason }) => {
+        Err(RefreshRefusal::Refused(reason)) => {
             spend_refused(state, &hash, now).await?;
             revoke_refused(
                 state,
                 grant.id,
                 now,
                 &client.client_id,
-                Some(&*account),
+                Some(account),
                 "token.refresh_refused",
                 &reason,
             )
             .await?;
             return Err(BAD_REFRESH);
         }
-    };
+    }
     if let Some(requested) = map.get("scope")
         && !requested
             .split(' ')
@@ -447,10 +446,10 @@ async fn refresh_token(
             "a refresh may not widen the scope",
         ));
     }
-    let mut body = issue_tokens(state, client, &account, &grant, None)?;
+    let mut body = issue_tokens(state, client, account, grant, None)?;
     let (successor, value) = new_refresh_token(
         state,
-        &grant,
+        grant,
         institution.settings_version,
         token.absolute_expires_at,
     );
@@ -463,7 +462,7 @@ async fn refresh_token(
             audit: audit_event(
                 state,
                 &client.client_id,
-                Some(&account),
+                Some(account),
                 "token.refresh",
                 AuditResult::Success,
                 None,
@@ -473,7 +472,7 @@ async fn refresh_token(
         .map_err(TokenError::server)?;
     if !rotated {
         // Another use of the same token won the race: this one is a reuse.
-        return Err(refresh_reused(state, &token, now, &client.client_id).await?);
+        return Err(refresh_reused(state, token, now, &client.client_id).await?);
     }
     body["refresh_token"] = Value::String(value);
     Ok(body)
@@ -517,48 +516,37 @@ async fn spend_refused(
 pub(crate) enum RefreshRefusal {
     /// Expired, its grant revoked, or its account gone or unable to act: nothing to record.
     Dead,
-    /// Alive, but refused by [`refresh_refusal`]; the family ends and the reason is audited.
-    Refused {
-        account: Box<Account>,
-        reason: String,
-    },
+    /// Alive, but refused by [`refresh_refusal`] for this reason; the family ends and the
+    /// reason is audited.
+    Refused(String),
 }
 
-/// The account and institution behind refresh token `token` of `grant` if a refresh with it
-/// may succeed now: the token within its idle and absolute lifetimes, the grant not revoked, the
-/// account able to act and not refused by [`refresh_refusal`]. Whether the token is unspent and
-/// presented by its own client is the caller's check. One rule for the grant and introspection.
-pub(crate) async fn live_family(
+/// Whether a refresh with the token of `family` may succeed now: the token within its idle and
+/// absolute lifetimes, the grant not revoked, the account able to act and not refused by
+/// [`refresh_refusal`]. Whether the token is unspent and presented by its own client is the
+/// caller's check. One rule for the grant and introspection.
+pub(crate) fn live_family(
     state: &AppState,
-    token: &RefreshToken,
-    grant: &Grant,
+    family: &RefreshFamily,
     now: time::OffsetDateTime,
-) -> Result<Result<(Account, store::Institution), RefreshRefusal>, store::StoreError> {
+) -> Result<(), RefreshRefusal> {
+    let RefreshFamily {
+        token,
+        grant,
+        account,
+        institution,
+    } = family;
     if grant.revoked_at.is_some()
         || now >= token.idle_expires_at
         || now >= token.absolute_expires_at
+        || !service::authentication::may_act(account, now, &state.settings.lockout)
     {
-        return Ok(Err(RefreshRefusal::Dead));
+        return Err(RefreshRefusal::Dead);
     }
-    let Some((account, institution)) = state
-        .store
-        .get_account_and_institution(grant.account_id)
-        .await?
-    else {
-        return Ok(Err(RefreshRefusal::Dead));
-    };
-    if !service::authentication::may_act(&account, now, &state.settings.lockout) {
-        return Ok(Err(RefreshRefusal::Dead));
+    match refresh_refusal(state, token, account, institution, now) {
+        Some(reason) => Err(RefreshRefusal::Refused(reason)),
+        None => Ok(()),
     }
-    Ok(
-        match refresh_refusal(state, token, &account, &institution, now) {
-            Some(reason) => Err(RefreshRefusal::Refused {
-                account: Box::new(account),
-                reason,
-            }),
-            None => Ok((account, institution)),
-        },
-    )
 }
 
 /// Why a live refresh token of a usable account may not be used now: the institution's settings

@@ -1441,3 +1441,172 @@ async fn acr_values_step_up_to_a_second_factor_even_on_a_trusted_network() {
         serde_json::json!(["authorization_code", "refresh_token", "client_credentials"])
     );
 }
+
+/// Signs `user_id` of the clinic in through a browser of its own (the forced change to
+/// [`NEW_PASSWORD`] when `password` is an initial one, then the second factor) and returns a
+/// refresh token of a new family for the offline client.
+async fn new_family(app: &TestApp, rp: &Rp, user_id: &str, password: &str) -> RefreshToken {
+    let mut browser = Browser::new();
+    let started = start_offline(rp);
+    let login = browser.get(&started.url).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    let mut page = browser
+        .login(&app.base, &login, CLINIC, user_id, password)
+        .await;
+    if page.field("pending").is_some() {
+        page = browser
+            .change_password(&app.base, &page, NEW_PASSWORD, NEW_PASSWORD)
+            .await;
+    }
+    let page = browser
+        .second_factor(&app.base, &app.settings.outbox.path, page)
+        .await;
+    let code = code_from(app, &page, &started);
+    rp.exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(started.verifier)
+        .request_async(&http())
+        .await
+        .expect("code exchange")
+        .refresh_token()
+        .expect("a refresh token for offline_access")
+        .clone()
+}
+
+/// Refreshes once: the rotated token, or the error as text.
+async fn refresh(rp: &Rp, token: &RefreshToken) -> Result<RefreshToken, String> {
+    rp.exchange_refresh_token(token)
+        .unwrap()
+        .request_async(&http())
+        .await
+        .map(|response| response.refresh_token().expect("rotated").clone())
+        .map_err(|e| format!("{e:?}"))
+}
+
+/// SPEC §8: a refresh token is refused once its account is outside its usage dates, disabled,
+/// reset or deleted, or its institution's settings changed. The institution's master makes each
+/// change through the admin API, and each change meets a family of its own; an account that was
+/// not changed keeps its family.
+#[tokio::test]
+async fn refresh_is_refused_after_each_administrative_change() {
+    use reqwest::Method;
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let created = app.institution(CLINIC).await;
+    let admin_secret = app.admin_client().await;
+    let mut master = app
+        .admin_token(
+            &admin_secret,
+            CLINIC,
+            "mst01",
+            &created.master.initial_password,
+        )
+        .await;
+    let secret = offline_client(&app).await;
+    let rp = relying_party(&app, "offline", Some(secret)).await;
+    let mut initial = Vec::new();
+    for user_id in ["u0001", "u0002"] {
+        let (status, _, body) = app
+            .admin(
+                &master,
+                Method::POST,
+                &format!("/institutions/{CLINIC}/accounts"),
+                Some(serde_json::json!({
+                    "account_type": "general",
+                    "user_id": user_id,
+                    "name": "関守　花子",
+                    "name_kana": "セキモリ ハナコ",
+                    "usage_start": "2020-04-01",
+                })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        initial.push(body["initial_password"].as_str().unwrap().to_owned());
+    }
+    let first = new_family(&app, &rp, "u0001", &initial[0]).await;
+    refresh(&rp, &first).await.expect("a live family refreshes");
+    let account = format!("/institutions/{CLINIC}/accounts/u0001");
+    let yesterday = (service::Clock::now(&app.clock) - time::Duration::days(1)).date();
+    let refused = |what: &str, result: Result<RefreshToken, String>| match result {
+        Err(e) if e.contains("invalid_grant") => {}
+        other => panic!("{what}: the refresh must be refused with invalid_grant: {other:?}"),
+    };
+
+    // Each change is made while a family is alive; the same family is refused afterwards.
+    let changes = [
+        (
+            "usage ended",
+            serde_json::json!({"usage_end": yesterday.to_string()}),
+            serde_json::json!({"usage_end": "9999-12-31"}),
+        ),
+        (
+            "disabled",
+            serde_json::json!({"enabled": false}),
+            serde_json::json!({"enabled": true}),
+        ),
+    ];
+    for (what, change, undo) in changes {
+        let token = new_family(&app, &rp, "u0001", NEW_PASSWORD).await;
+        let (status, _, body) = app
+            .admin(&master, Method::PATCH, &account, Some(change))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{what}: {body}");
+        refused(what, refresh(&rp, &token).await);
+        let (status, _, body) = app
+            .admin(&master, Method::PATCH, &account, Some(undo))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{what}: {body}");
+    }
+
+    // The institution's settings change: every family of the institution ends, the master's
+    // own access token included.
+    let token = new_family(&app, &rp, "u0001", NEW_PASSWORD).await;
+    let (status, _, body) = app
+        .admin(
+            &master,
+            Method::PUT,
+            &format!("/institutions/{CLINIC}/settings"),
+            Some(serde_json::json!({"lockout_threshold": 4})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    refused("settings changed", refresh(&rp, &token).await);
+    master = app
+        .admin_token(
+            &admin_secret,
+            CLINIC,
+            "mst01",
+            sekimori_tests::ADMIN_NEW_PASSWORD,
+        )
+        .await;
+
+    // A password reset ends the reset account's families, and only those.
+    let token = new_family(&app, &rp, "u0001", NEW_PASSWORD).await;
+    let other = new_family(&app, &rp, "u0002", &initial[1]).await;
+    let (status, _, body) = app
+        .admin(
+            &master,
+            Method::POST,
+            &format!("{account}/password-reset"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    refused("reset", refresh(&rp, &token).await);
+    let other = refresh(&rp, &other)
+        .await
+        .expect("another account's family lives on");
+
+    // Deleting the account ends its family.
+    let (status, _, body) = app
+        .admin(
+            &master,
+            Method::DELETE,
+            &format!("/institutions/{CLINIC}/accounts/u0002"),
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{status}: {body}");
+    refused("deleted", refresh(&rp, &other).await);
+}

@@ -78,9 +78,10 @@ impl InlineWriter {
     /// never happens (run beside the writes alone, checkpoints let the log grow to 590 MB in a
     /// minute of refreshes); so the second step holds `gate` and copies the few commits made
     /// meanwhile (when there are none it neither copies nor syncs), and the next write starts
-    /// the log over. Holding `gate` for the whole checkpoint, as before, made the
-    /// batch that triggered it and every write queued behind it wait for the disk: refresh p99
-    /// at one connection 17-20 ms against 10-12 ms this way (docs/performance.md).
+    /// the log over. Holding `gate` for the whole checkpoint, as before, made the batch that
+    /// triggered it and every write queued behind it wait for the disk: a refresh's p99 at one
+    /// connection was 17-20 ms that way against 10-12 ms this way (docs/performance.md, "The
+    /// fourth round").
     pub(crate) async fn write<DB, T>(
         &self,
         gate: &sqlx::Pool<DB>,

@@ -1490,12 +1490,18 @@ async fn refresh(rp: &Rp, token: &RefreshToken) -> Result<RefreshToken, String> 
 #[tokio::test]
 async fn refresh_is_refused_after_each_administrative_change() {
     use reqwest::Method;
-    let Some(app) = spawn_app(Backend::Sqlite).await else {
+    // Loopback is trusted, so no second factor is asked: every account here would enroll the
+    // test helper's one address, whose codes the send cooldown and daily caps limit, and
+    // tests/second_factor.rs covers that step.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut settings = test_settings(&dir);
+    settings.second_factor.trusted_networks = vec![policies::Cidr::parse("127.0.0.0/8").unwrap()];
+    let Some(app) = spawn_with(Backend::Sqlite, dir, settings).await else {
         return;
     };
     let created = app.institution(CLINIC).await;
     let admin_secret = app.admin_client().await;
-    let mut master = app
+    let master = app
         .admin_token(
             &admin_secret,
             CLINIC,
@@ -1505,25 +1511,37 @@ async fn refresh_is_refused_after_each_administrative_change() {
         .await;
     let secret = offline_client(&app).await;
     let rp = relying_party(&app, "offline", Some(secret)).await;
-    let mut initial = Vec::new();
-    for user_id in ["u0001", "u0002"] {
-        let (status, _, body) = app
-            .admin(
-                &master,
-                Method::POST,
-                &format!("/institutions/{CLINIC}/accounts"),
-                Some(serde_json::json!({
-                    "account_type": "general",
-                    "user_id": user_id,
-                    "name": "関守　花子",
-                    "name_kana": "セキモリ ハナコ",
-                    "usage_start": "2020-04-01",
-                })),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        initial.push(body["initial_password"].as_str().unwrap().to_owned());
-    }
+    // The master manages the institution's settings and its managers; a manager manages the
+    // general accounts (SPEC §2).
+    let create = |token: String, account_type: &'static str, user_id: &'static str| {
+        let app = &app;
+        async move {
+            let (status, _, body) = app
+                .admin(
+                    &token,
+                    Method::POST,
+                    &format!("/institutions/{CLINIC}/accounts"),
+                    Some(serde_json::json!({
+                        "account_type": account_type,
+                        "user_id": user_id,
+                        "name": "関守　花子",
+                        "name_kana": "セキモリ ハナコ",
+                        "usage_start": "2020-04-01",
+                    })),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            body["initial_password"].as_str().unwrap().to_owned()
+        }
+    };
+    let password = create(master.clone(), "manager", "mgr01").await;
+    let mut manager = app
+        .admin_token(&admin_secret, CLINIC, "mgr01", &password)
+        .await;
+    let initial = [
+        create(manager.clone(), "general", "u0001").await,
+        create(manager.clone(), "general", "u0002").await,
+    ];
     let first = new_family(&app, &rp, "u0001", &initial[0]).await;
     refresh(&rp, &first).await.expect("a live family refreshes");
     let account = format!("/institutions/{CLINIC}/accounts/u0001");
@@ -1549,18 +1567,18 @@ async fn refresh_is_refused_after_each_administrative_change() {
     for (what, change, undo) in changes {
         let token = new_family(&app, &rp, "u0001", NEW_PASSWORD).await;
         let (status, _, body) = app
-            .admin(&master, Method::PATCH, &account, Some(change))
+            .admin(&manager, Method::PATCH, &account, Some(change))
             .await;
         assert_eq!(status, StatusCode::OK, "{what}: {body}");
         refused(what, refresh(&rp, &token).await);
         let (status, _, body) = app
-            .admin(&master, Method::PATCH, &account, Some(undo))
+            .admin(&manager, Method::PATCH, &account, Some(undo))
             .await;
         assert_eq!(status, StatusCode::OK, "{what}: {body}");
     }
 
-    // The institution's settings change: every family of the institution ends, the master's
-    // own access token included.
+    // The institution's settings change: every family of the institution ends, the admins'
+    // own access tokens included.
     let token = new_family(&app, &rp, "u0001", NEW_PASSWORD).await;
     let (status, _, body) = app
         .admin(
@@ -1572,11 +1590,11 @@ async fn refresh_is_refused_after_each_administrative_change() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     refused("settings changed", refresh(&rp, &token).await);
-    master = app
+    manager = app
         .admin_token(
             &admin_secret,
             CLINIC,
-            "mst01",
+            "mgr01",
             sekimori_tests::ADMIN_NEW_PASSWORD,
         )
         .await;
@@ -1586,7 +1604,7 @@ async fn refresh_is_refused_after_each_administrative_change() {
     let other = new_family(&app, &rp, "u0002", &initial[1]).await;
     let (status, _, body) = app
         .admin(
-            &master,
+            &manager,
             Method::POST,
             &format!("{account}/password-reset"),
             None,
@@ -1601,7 +1619,7 @@ async fn refresh_is_refused_after_each_administrative_change() {
     // Deleting the account ends its family.
     let (status, _, body) = app
         .admin(
-            &master,
+            &manager,
             Method::DELETE,
             &format!("/institutions/{CLINIC}/accounts/u0002"),
             None,

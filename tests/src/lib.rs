@@ -719,6 +719,36 @@ impl TestApp {
         .await
     }
 
+    /// Creates an account of `account_type` in `institution` through the admin API as `token`
+    /// (a fixed name, reading and usage start) and returns its initial password.
+    pub async fn create_account(
+        &self,
+        token: &str,
+        institution: &str,
+        account_type: &str,
+        user_id: &str,
+    ) -> String {
+        let (status, _, body) = self
+            .admin(
+                token,
+                reqwest::Method::POST,
+                &format!("/institutions/{institution}/accounts"),
+                Some(serde_json::json!({
+                    "account_type": account_type,
+                    "user_id": user_id,
+                    "name": "関守　花子",
+                    "name_kana": "セキモリ ハナコ",
+                    "usage_start": "2020-04-01",
+                })),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+        body["initial_password"]
+            .as_str()
+            .expect("initial_password")
+            .to_owned()
+    }
+
     /// Calls the admin API: `method` on `/admin/v1{path}` with a bearer token and an optional
     /// JSON body. Returns the status, the headers and the body as JSON (`Null` when empty or not
     /// JSON).

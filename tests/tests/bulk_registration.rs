@@ -8,7 +8,7 @@ use std::time::Duration as StdDuration;
 
 use reqwest::{Method, StatusCode};
 use sekimori_tests::{ADMIN_NEW_PASSWORD, Backend, TestApp, spawn_with, test_settings};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const CODE: &str = "1312345678";
 
@@ -50,23 +50,9 @@ async fn world(backend: Backend, worker: bool) -> Option<World> {
 
 impl World {
     async fn create(&self, token: &str, account_type: &str, user_id: &str) -> String {
-        let (status, _, body) = self
-            .app
-            .admin(
-                token,
-                Method::POST,
-                &format!("/institutions/{CODE}/accounts"),
-                Some(json!({
-                    "account_type": account_type,
-                    "user_id": user_id,
-                    "name": "関守　花子",
-                    "name_kana": "セキモリ ハナコ",
-                    "usage_start": "2020-04-01",
-                })),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body["initial_password"].as_str().unwrap().to_owned()
+        self.app
+            .create_account(token, CODE, account_type, user_id)
+            .await
     }
 
     async fn token(&self, user_id: &str, password: &str) -> String {

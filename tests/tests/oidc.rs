@@ -1513,34 +1513,17 @@ async fn refresh_is_refused_after_each_administrative_change() {
     let rp = relying_party(&app, "offline", Some(secret)).await;
     // The master manages the institution's settings and its managers; a manager manages the
     // general accounts (SPEC §2).
-    let create = |token: String, account_type: &'static str, user_id: &'static str| {
-        let app = &app;
-        async move {
-            let (status, _, body) = app
-                .admin(
-                    &token,
-                    Method::POST,
-                    &format!("/institutions/{CLINIC}/accounts"),
-                    Some(serde_json::json!({
-                        "account_type": account_type,
-                        "user_id": user_id,
-                        "name": "関守　花子",
-                        "name_kana": "セキモリ ハナコ",
-                        "usage_start": "2020-04-01",
-                    })),
-                )
-                .await;
-            assert_eq!(status, StatusCode::CREATED, "{body}");
-            body["initial_password"].as_str().unwrap().to_owned()
-        }
-    };
-    let password = create(master.clone(), "manager", "mgr01").await;
+    let password = app
+        .create_account(&master, CLINIC, "manager", "mgr01")
+        .await;
     let mut manager = app
         .admin_token(&admin_secret, CLINIC, "mgr01", &password)
         .await;
     let initial = [
-        create(manager.clone(), "general", "u0001").await,
-        create(manager.clone(), "general", "u0002").await,
+        app.create_account(&manager, CLINIC, "general", "u0001")
+            .await,
+        app.create_account(&manager, CLINIC, "general", "u0002")
+            .await,
     ];
     let first = new_family(&app, &rp, "u0001", &initial[0]).await;
     refresh(&rp, &first).await.expect("a live family refreshes");

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rusqlite::types::Value;
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 
 use crate::common::{Timestamp, db};
 use crate::inline::inline;
@@ -40,6 +40,15 @@ pub(crate) struct InlineWriter {
     checkpointer: Arc<Mutex<Option<Connection>>>,
     /// The checkpoint in progress, if any.
     pending: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Taken by every write and by the second step of a checkpoint, which must not run beside
+    /// a write; waited for on the async thread, not blocking it.
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A commit's outcome, or the write handed back unrun because another connection was writing.
+enum Attempt<T, F> {
+    Done(Result<T>, bool),
+    Busy(F, rusqlite::Error),
 }
 
 struct State {
@@ -65,62 +74,95 @@ impl InlineWriter {
             }),
             checkpointer: Arc::new(Mutex::new(None)),
             pending: Mutex::new(None),
+            turn: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
-    /// Runs `write` in one `BEGIN IMMEDIATE` transaction and commits it, holding `gate` (the
-    /// store's writer pool of one connection) throughout.
+    /// Runs `write` in one `BEGIN IMMEDIATE` transaction and commits it.
+    ///
+    /// SQLite lets one connection write at a time. This one first tries to begin without
+    /// waiting; only when the store's sqlx writer (`gate`, a pool of one connection) is in the
+    /// middle of a write does it wait for that connection asynchronously, hold it, and begin
+    /// again with the busy timeout. It used to hold `gate` for every write, but giving the
+    /// connection back to its pool makes sqlx wake the connection's worker thread for a
+    /// liveness ping: two context switches per write, a tenth of a machine account's token at
+    /// one connection. The sqlx writer begins its transactions `IMMEDIATE` (`sqlite.rs`), so
+    /// when this connection holds the lock SQLite's busy handler makes it wait on its own
+    /// thread, never the async one.
     ///
     /// Every `checkpoint_rows` changed rows a checkpoint starts behind the writes, in two
     /// passive steps on a connection of its own. The first runs beside the writes and copies
     /// the log up to the last commit before it began, almost all of it. SQLite starts the log
     /// over only when a write finds all of it copied, which under a steady stream of writes
     /// never happens (run beside the writes alone, checkpoints let the log grow to 590 MB in a
-    /// minute of refreshes); so the second step holds `gate` and copies the few commits made
-    /// meanwhile (when there are none it neither copies nor syncs), and the next write starts
-    /// the log over. Holding `gate` for the whole checkpoint, as before, made the batch that
-    /// triggered it and every write queued behind it wait for the disk: a refresh's p99 at one
-    /// connection was 17-20 ms that way against 10-12 ms this way (docs/performance.md, "The
-    /// fourth round").
+    /// minute of refreshes); so the second step holds every writer's turn and `gate` and copies
+    /// the few commits made meanwhile (when there are none it neither copies nor syncs), and the
+    /// next write starts the log over. Holding `gate` for the whole checkpoint, as before, made
+    /// the batch that triggered it and every write queued behind it wait for the disk: a
+    /// refresh's p99 at one connection was 17-20 ms that way against 10-12 ms this way
+    /// (docs/performance.md, "The fourth round").
     pub(crate) async fn write<DB, T>(
         &self,
         gate: &sqlx::Pool<DB>,
-        write: impl FnOnce(&Transaction<'_>) -> Result<T>,
+        write: impl FnOnce(&Connection) -> Result<T>,
     ) -> Result<T>
     where
         DB: sqlx::Database,
     {
-        let held = gate.acquire().await.map_err(db)?;
-        let (outcome, due) = self.commit(write);
-        drop(held);
+        let turn = self.turn.lock().await;
+        let (outcome, due) = match self.commit(write, Duration::ZERO) {
+            Attempt::Done(outcome, due) => (outcome, due),
+            Attempt::Busy(write, _) => {
+                let held = gate.acquire().await.map_err(db)?;
+                let attempt = self.commit(write, self.busy_timeout);
+                drop(held);
+                match attempt {
+                    Attempt::Done(outcome, due) => (outcome, due),
+                    Attempt::Busy(_, e) => (Err(inline(e)), false),
+                }
+            }
+        };
+        drop(turn);
         if due {
             self.checkpoint_behind(gate.clone());
         }
         outcome
     }
 
-    /// The transaction, and whether the log is due for a checkpoint.
-    fn commit<T>(&self, write: impl FnOnce(&Transaction<'_>) -> Result<T>) -> (Result<T>, bool) {
+    /// The transaction, and whether the log is due for a checkpoint; or `write` back, unrun,
+    /// when another connection held the write lock for longer than `busy_timeout`.
+    fn commit<T, F>(&self, write: F, busy_timeout: Duration) -> Attempt<T, F>
+    where
+        F: FnOnce(&Connection) -> Result<T>,
+    {
         let mut state = lock(&self.state);
-        let mut connection = match state.connection.take() {
+        let connection = match state.connection.take() {
             Some(connection) => connection,
             None => match open(&self.path, self.busy_timeout) {
                 Ok(connection) => connection,
-                Err(e) => return (Err(e), false),
+                Err(e) => return Attempt::Done(Err(e), false),
             },
         };
+        if let Err(e) = connection.busy_timeout(busy_timeout) {
+            return Attempt::Done(Err(inline(e)), false);
+        }
         let before = connection.total_changes();
-        let outcome = (|| {
-            let tx = connection
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(inline)?;
-            let answer = write(&tx)?;
-            tx.commit().map_err(inline)?;
+        match connection.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => {}
+            Err(e) if is_busy(&e) => {
+                state.connection = Some(connection);
+                return Attempt::Busy(write, e);
+            }
+            Err(e) => return Attempt::Done(Err(inline(e)), false),
+        }
+        let outcome = write(&connection).and_then(|answer| {
+            connection.execute_batch("COMMIT").map_err(inline)?;
             Ok(answer)
-        })();
-        // A connection that failed is dropped rather than reused.
+        });
+        // A connection that failed is dropped rather than reused; closing it rolls back what
+        // it had not committed.
         if outcome.is_err() {
-            return (outcome, false);
+            return Attempt::Done(outcome, false);
         }
         state.rows += connection.total_changes() - before;
         state.connection = Some(connection);
@@ -128,7 +170,7 @@ impl InlineWriter {
         if due {
             state.rows = 0;
         }
-        (outcome, due)
+        Attempt::Done(outcome, due)
     }
 
     /// Starts a checkpoint behind the writes (see [`InlineWriter::write`]) unless one is still
@@ -139,6 +181,7 @@ impl InlineWriter {
             return;
         }
         let checkpointer = Arc::clone(&self.checkpointer);
+        let turn = Arc::clone(&self.turn);
         let path = self.path.clone();
         let busy_timeout = self.busy_timeout;
         *pending = Some(tokio::spawn(async move {
@@ -148,10 +191,12 @@ impl InlineWriter {
                 tokio::task::spawn_blocking(move || passive(&checkpointer, &path, busy_timeout))
             };
             report(run().await);
+            let turn = turn.lock().await;
             match gate.acquire().await {
                 Ok(held) => {
                     report(run().await);
                     drop(held);
+                    drop(turn);
                 }
                 Err(e) => tracing::warn!(error = %e, "WAL checkpoint could not take the writer"),
             }
@@ -202,8 +247,13 @@ fn passive(
     Ok(())
 }
 
+/// Whether another connection held the write lock (`SQLITE_BUSY` and its extended codes).
+fn is_busy(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+}
+
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    // Only the holder of the gate takes this lock, and every update of the state is a single
+    // Only the holder of the turn takes this lock, and every update of the state is a single
     // assignment: a panic cannot leave it torn.
     state.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -231,7 +281,7 @@ fn open(path: &std::path::Path, busy_timeout: Duration) -> Result<Connection> {
 }
 
 /// Appends audit events in one multi-row statement.
-pub(crate) fn insert_audits(tx: &Transaction<'_>, events: &[NewAuditEvent]) -> Result<()> {
+pub(crate) fn insert_audits(tx: &Connection, events: &[NewAuditEvent]) -> Result<()> {
     let mut values = Vec::with_capacity(events.len() * 11);
     for event in events {
         values.extend([
@@ -252,7 +302,7 @@ pub(crate) fn insert_audits(tx: &Transaction<'_>, events: &[NewAuditEvent]) -> R
 }
 
 /// Inserts refresh tokens in one multi-row statement; a hash already taken is a `Conflict`.
-pub(crate) fn insert_refresh_tokens(tx: &Transaction<'_>, tokens: &[RefreshToken]) -> Result<()> {
+pub(crate) fn insert_refresh_tokens(tx: &Connection, tokens: &[RefreshToken]) -> Result<()> {
     let mut values = Vec::with_capacity(tokens.len() * 7);
     for token in tokens {
         values.extend([
@@ -273,7 +323,7 @@ pub(crate) fn insert_refresh_tokens(tx: &Transaction<'_>, tokens: &[RefreshToken
 
 /// Spends every token of `hashes` that is still unspent, at `at`; answers the hashes spent.
 pub(crate) fn spend_refresh_tokens(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     hashes: &[&str],
     at: time::OffsetDateTime,
 ) -> Result<HashSet<String>> {
@@ -295,12 +345,7 @@ pub(crate) fn spend_refresh_tokens(
 }
 
 /// `INSERT INTO … VALUES (?, …), (?, …), …` with `columns` values per row.
-fn insert(
-    tx: &Transaction<'_>,
-    head: &str,
-    columns: usize,
-    values: Vec<Value>,
-) -> rusqlite::Result<()> {
+fn insert(tx: &Connection, head: &str, columns: usize, values: Vec<Value>) -> rusqlite::Result<()> {
     let rows = values.len() / columns;
     if rows == 0 {
         return Ok(());
@@ -426,15 +471,17 @@ mod tests {
         let log = path.with_extension("db-wal");
         let mut largest = 0;
         // Each row writes about four pages of log. With checkpoints run beside the writes alone
-        // the log never started over and grew to some 13 MB over these 800 rows; with the
-        // catch-up that holds the writes it holds the rows between two checkpoints.
-        for k in 0..800 {
+        // the log never started over and grew by some 16 KB a row (13 MB over 800 rows); with
+        // the catch-up that holds the writes it starts over after every checkpoint and holds
+        // the rows written between two, a number that depends on how many rows the writes
+        // commit while a checkpoint syncs: 1.2-4.8 MB here over 45 runs of 800 and 2,000 rows.
+        for k in 0..2_000 {
             put(&writer, &gate, &k.to_string()).await.expect("put");
             largest = largest.max(std::fs::metadata(&log).expect("log").len());
         }
         assert!(
-            largest < 2 << 20,
-            "the log grew to {largest} bytes over 800 rows"
+            largest < 10 << 20,
+            "the log grew to {largest} bytes over 2,000 rows"
         );
     }
 

@@ -167,11 +167,46 @@ pub fn auto_unlock_at(
     }
 }
 
+/// Whether a token issued at `issued_at` was issued before the account's last lock
+/// (`tokens_not_before`), and so stays invalid after the account is unlocked. Whole seconds are
+/// compared, because a JWT's `iat` has none smaller, and a token of the lock's own second
+/// stands, as with Keycloak's `notBefore`: refusing it would also refuse a token issued right
+/// after an unlock in that second, for its whole lifetime.
+pub fn issued_before_lock(
+    issued_at: OffsetDateTime,
+    tokens_not_before: Option<OffsetDateTime>,
+) -> bool {
+    tokens_not_before.is_some_and(|lock| issued_at.unix_timestamp() < lock.unix_timestamp())
+}
+
 #[cfg(test)]
 mod tests {
     use time::macros::datetime;
 
     use super::*;
+
+    #[test]
+    fn tokens_issued_before_the_last_lock() {
+        let lock = datetime!(2024-04-01 09:00:00.500 UTC);
+        let rows: &[(OffsetDateTime, Option<OffsetDateTime>, bool)] = &[
+            // Never locked: every token stands.
+            (lock, None, false),
+            (lock - Duration::days(1), Some(lock), true),
+            (datetime!(2024-04-01 08:59:59.999 UTC), Some(lock), true),
+            // The lock's own second, before or after the lock instant (an `iat` cannot tell).
+            (datetime!(2024-04-01 09:00:00 UTC), Some(lock), false),
+            (datetime!(2024-04-01 09:00:00.900 UTC), Some(lock), false),
+            (datetime!(2024-04-01 09:00:01 UTC), Some(lock), false),
+            (lock + Duration::hours(2), Some(lock), false),
+        ];
+        for (issued_at, not_before, expected) in rows {
+            assert_eq!(
+                issued_before_lock(*issued_at, *not_before),
+                *expected,
+                "{issued_at} vs {not_before:?}"
+            );
+        }
+    }
 
     #[test]
     fn decisions_after_failures() {

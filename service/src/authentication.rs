@@ -121,6 +121,13 @@ pub fn may_act(account: &Account, now: time::OffsetDateTime, policy: &LockoutPol
         && !lockout::is_locked(account.lock, account.locked_at, now, policy)
 }
 
+/// Whether a token of `account` issued at `issued_at` still stands after the account's locks:
+/// one issued before its last lock stays invalid after an unlock
+/// (`policies::lockout::issued_before_lock`).
+pub fn outlived_locks(account: &Account, issued_at: time::OffsetDateTime) -> bool {
+    !lockout::issued_before_lock(issued_at, account.tokens_not_before)
+}
+
 #[derive(Clone)]
 pub struct Authenticator {
     pub store: Arc<dyn Store>,

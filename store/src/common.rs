@@ -242,8 +242,8 @@ pub(crate) mod sql {
     macro_rules! account_columns_of_a {
         () => {
             "a.id, a.institution_code, a.account_type, a.user_id, a.name, a.name_kana, \
-             a.enabled, a.lock_state, a.locked_at, a.failed_attempts, a.usage_start, \
-             a.usage_end, a.second_factor_method, a.second_factor_email, \
+             a.enabled, a.lock_state, a.locked_at, a.tokens_not_before, a.failed_attempts, \
+             a.usage_start, a.usage_end, a.second_factor_method, a.second_factor_email, \
              a.second_factor_phone, a.second_factor_verified, a.password_hash, \
              a.initial_issued_at, a.initial_sealed, a.password_changed_at, a.notice_issued, \
              a.last_login_at, a.created_by, a.created_at, a.deleted_at"
@@ -331,9 +331,12 @@ pub(crate) mod sql {
     pub const RECORD_SUCCESS: &str =
         "UPDATE accounts SET failed_attempts = 0, last_login_at = $2 WHERE id = $1";
     /// Unlocking (`none`) also clears the failure count, so the next failure starts afresh.
+    /// Locking moves `tokens_not_before` to the lock time; unlocking keeps it.
     pub const SET_LOCK: &str = "\
         UPDATE accounts SET lock_state = $2, locked_at = $3, \
-            failed_attempts = CASE WHEN $2 = 'none' THEN 0 ELSE failed_attempts END \
+            failed_attempts = CASE WHEN $2 = 'none' THEN 0 ELSE failed_attempts END, \
+            tokens_not_before = CASE WHEN $2 = 'none' THEN tokens_not_before \
+                ELSE COALESCE($3, tokens_not_before) END \
         WHERE id = $1";
     pub const SET_CREDENTIAL: &str = "\
         UPDATE accounts SET password_hash = $2, initial_issued_at = $3, initial_sealed = $4, \
@@ -405,7 +408,9 @@ pub(crate) mod sql {
         WHERE id = $1 AND password_hash = $2 AND deleted_at IS NULL";
     pub const SET_LOCK_LIVE: &str = "\
         UPDATE accounts SET lock_state = $2, locked_at = $3, \
-            failed_attempts = CASE WHEN $2 = 'none' THEN 0 ELSE failed_attempts END \
+            failed_attempts = CASE WHEN $2 = 'none' THEN 0 ELSE failed_attempts END, \
+            tokens_not_before = CASE WHEN $2 = 'none' THEN tokens_not_before \
+                ELSE COALESCE($3, tokens_not_before) END \
         WHERE id = $1 AND deleted_at IS NULL";
 
     pub const UPDATE_INSTITUTION: &str =
@@ -420,6 +425,10 @@ pub(crate) mod sql {
         UPDATE grants SET revoked_at = $2 \
         WHERE revoked_at IS NULL \
             AND account_id IN (SELECT id FROM accounts WHERE institution_code = $1)";
+    /// Ending an account's access also ends its stateless tokens (machine tokens), which no
+    /// grant stands behind.
+    pub const SET_TOKENS_NOT_BEFORE: &str =
+        "UPDATE accounts SET tokens_not_before = $2 WHERE id = $1";
     pub const REVOKE_GRANTS_OF_ACCOUNT: &str =
         "UPDATE grants SET revoked_at = $2 WHERE account_id = $1 AND revoked_at IS NULL";
 
@@ -1566,6 +1575,12 @@ macro_rules! impl_store {
                             .await
                             .map_err(db)?;
                         sqlx::query(sql::REVOKE_GRANTS_OF_ACCOUNT)
+                            .bind(id)
+                            .bind(ts(at))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db)?;
+                        sqlx::query(sql::SET_TOKENS_NOT_BEFORE)
                             .bind(id)
                             .bind(ts(at))
                             .execute(&mut *tx)

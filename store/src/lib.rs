@@ -155,7 +155,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<AccountPage>;
     /// Applies one administrative change to a live account and appends its audit event, in one
     /// transaction. With `end_access_at`, the same transaction also ends every session of the
-    /// account and revokes every grant (so its access and refresh tokens stop working at once).
+    /// account, revokes every grant (so its access and refresh tokens stop working at once) and
+    /// sets `tokens_not_before` (so its machine tokens, which have no grant, stay ended).
     /// Returns the account as changed. NotFound if the account is unknown or deleted.
     async fn change_account(
         &self,

@@ -184,6 +184,10 @@ pub struct Account {
     pub enabled: bool,
     pub lock: LockState,
     pub locked_at: Option<OffsetDateTime>,
+    /// Tokens issued before this instant's second are invalid, whatever the account's state is
+    /// now: the time of its last lock or other end of access (disable, reset, delete), so that
+    /// an unlock or enable revives none of them (`policies::lockout::issued_before_lock`).
+    pub tokens_not_before: Option<OffsetDateTime>,
     pub failed_attempts: i64,
     pub usage_start: Date,
     pub usage_end: Date,

@@ -184,6 +184,7 @@ pub(crate) fn account_from_row(row: &impl Columns) -> Result<Account> {
         enabled: row.col("enabled")?,
         lock: parse_lock(&row.col::<String>("lock_state")?)?,
         locked_at: row.col("locked_at")?,
+        tokens_not_before: row.col("tokens_not_before")?,
         failed_attempts: row.col("failed_attempts")?,
         usage_start: row.col("usage_start")?,
         usage_end: row.col("usage_end")?,

@@ -270,6 +270,7 @@ fn expected(new: &NewAccount) -> Account {
         enabled: true,
         lock: LockState::None,
         locked_at: None,
+        tokens_not_before: None,
         failed_attempts: 0,
         usage_start: new.usage_start,
         usage_end: new.usage_end,
@@ -671,8 +672,13 @@ async fn set_lock_round_trips(ctx: Ctx) {
         .expect("lock");
     let locked = account(store, master.id).await;
     assert_eq!(
-        (locked.lock, locked.locked_at, locked.failed_attempts),
-        (LockState::Failures, Some(at), 5)
+        (
+            locked.lock,
+            locked.locked_at,
+            locked.failed_attempts,
+            locked.tokens_not_before
+        ),
+        (LockState::Failures, Some(at), 5, Some(at))
     );
 
     let later = at + Duration::minutes(3);
@@ -682,19 +688,24 @@ async fn set_lock_round_trips(ctx: Ctx) {
         .expect("admin lock");
     let locked = account(store, master.id).await;
     assert_eq!(
-        (locked.lock, locked.locked_at),
-        (LockState::Admin, Some(later))
+        (locked.lock, locked.locked_at, locked.tokens_not_before),
+        (LockState::Admin, Some(later), Some(later))
     );
 
-    // Unlocking also clears the failure count.
+    // Unlocking also clears the failure count, and keeps the tokens of the lock's time dead.
     store
         .set_lock(master.id, LockState::None, None)
         .await
         .expect("unlock");
     let unlocked = account(store, master.id).await;
     assert_eq!(
-        (unlocked.lock, unlocked.locked_at, unlocked.failed_attempts),
-        (LockState::None, None, 0)
+        (
+            unlocked.lock,
+            unlocked.locked_at,
+            unlocked.failed_attempts,
+            unlocked.tokens_not_before
+        ),
+        (LockState::None, None, 0, Some(later))
     );
 }
 
@@ -2242,8 +2253,13 @@ async fn change_account_applies_and_ends_access(ctx: Ctx) {
         .expect("reset");
     assert_eq!(changed.credential, credential);
     assert_eq!(
-        (changed.lock, changed.locked_at, changed.failed_attempts),
-        (LockState::None, None, 0)
+        (
+            changed.lock,
+            changed.locked_at,
+            changed.failed_attempts,
+            changed.tokens_not_before
+        ),
+        (LockState::None, None, 0, Some(at))
     );
     assert!(revoked(store, grant).await);
     assert!(store.get_session("s-master").await.expect("get").is_none());

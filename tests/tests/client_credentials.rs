@@ -691,23 +691,34 @@ async fn lock_reset_and_delete_end_issued_machine_tokens(backend: Backend) {
     let after_reset = issue(new_secret.clone()).await;
     assert_eq!(w.introspect(&after_reset).await["active"], true);
 
-    // A lock (by an admin): inactive at once.
+    // A lock (by an admin, a second later): inactive at once, and still after the unlock,
+    // which only tokens issued after it survive.
+    app.clock.advance(time::Duration::seconds(1));
     let (status, body) = w.admin(Method::POST, "/R0app/lock", None).await;
     assert!(status.is_success(), "{body}");
     assert_eq!(w.introspect(&after_reset).await, json!({"active": false}));
     let (status, challenge, _) = w.userinfo(&after_reset).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(challenge.contains("invalid_token"), "{challenge}");
-    w.admin(Method::POST, "/R0app/unlock", None).await;
+    let (status, body) = w.admin(Method::POST, "/R0app/unlock", None).await;
+    assert!(status.is_success(), "{body}");
+    assert_eq!(w.introspect(&after_reset).await, json!({"active": false}));
+    assert_eq!(w.userinfo(&after_reset).await.0, StatusCode::UNAUTHORIZED);
+    let after_unlock = issue(new_secret.clone()).await;
+    assert_eq!(w.introspect(&after_unlock).await["active"], true);
+    assert_eq!(w.userinfo(&after_unlock).await.0, StatusCode::OK);
 
-    // Disabled, then deleted.
+    // Disabled (a second later), which enabling again does not undo; then deleted.
     let live = issue(new_secret.clone()).await;
+    app.clock.advance(time::Duration::seconds(1));
     w.admin(Method::PATCH, "/R0app", Some(json!({"enabled": false})))
         .await;
     assert_eq!(w.introspect(&live).await["active"], false);
     w.admin(Method::PATCH, "/R0app", Some(json!({"enabled": true})))
         .await;
+    assert_eq!(w.introspect(&live).await["active"], false);
     let live = issue(new_secret).await;
+    assert_eq!(w.introspect(&live).await["active"], true);
     w.admin(Method::DELETE, "/R0app", None).await;
     assert_eq!(w.introspect(&live).await["active"], false);
     assert_eq!(w.userinfo(&live).await.0, StatusCode::UNAUTHORIZED);

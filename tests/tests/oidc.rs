@@ -1484,7 +1484,7 @@ async fn refresh(rp: &Rp, token: &RefreshToken) -> Result<RefreshToken, String> 
 }
 
 /// SPEC §8: a refresh token is refused once its account is outside its usage dates, disabled,
-/// reset or deleted, or its institution's settings changed. The institution's master makes each
+/// locked (also after the unlock), reset or deleted, or its institution's settings changed. The institution's master makes each
 /// change through the admin API, and each change meets a family of its own; an account that was
 /// not changed keeps its family.
 #[tokio::test]
@@ -1496,6 +1496,8 @@ async fn refresh_is_refused_after_each_administrative_change() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut settings = test_settings(&dir);
     settings.second_factor.trusted_networks = vec![policies::Cidr::parse("127.0.0.0/8").unwrap()];
+    // One person signs in a dozen times here, more than a minute's sign-ins per account allow.
+    settings.limits.login_per_account_per_minute = 1_000;
     let Some(app) = spawn_with(Backend::Sqlite, dir, settings).await else {
         return;
     };
@@ -1559,6 +1561,35 @@ async fn refresh_is_refused_after_each_administrative_change() {
             .await;
         assert_eq!(status, StatusCode::OK, "{what}: {body}");
     }
+
+    // A lock by failed sign-ins (an admin lock also revokes the grants) ends the families issued
+    // before it, although none was presented while it lasted: the unlock revives none, and a
+    // family begun after the unlock lives.
+    let token = new_family(&app, &rp, "u0001", NEW_PASSWORD).await;
+    app.clock.advance(time::Duration::seconds(1));
+    let mut browser = Browser::new();
+    for _ in 0..5 {
+        let login = browser.get(&start_offline(&rp).url).await;
+        let page = browser
+            .login(&app.base, &login, CLINIC, "u0001", "not-the-password-1")
+            .await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{}", page.body);
+    }
+    let (status, _, body) = app.admin(&manager, Method::GET, &account, None).await;
+    assert_eq!(
+        (status, &body["lock"]),
+        (StatusCode::OK, &serde_json::json!("failures")),
+        "{body}"
+    );
+    let (status, _, body) = app
+        .admin(&manager, Method::POST, &format!("{account}/unlock"), None)
+        .await;
+    assert!(status.is_success(), "unlock: {status}: {body}");
+    refused("locked, then unlocked", refresh(&rp, &token).await);
+    let token = new_family(&app, &rp, "u0001", NEW_PASSWORD).await;
+    refresh(&rp, &token)
+        .await
+        .expect("a family begun after the unlock lives");
 
     // The institution's settings change: every family of the institution ends, the admins'
     // own access tokens included.

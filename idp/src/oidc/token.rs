@@ -514,7 +514,8 @@ async fn spend_refused(
 
 /// Why a refresh token may not be used now.
 pub(crate) enum RefreshRefusal {
-    /// Expired, its grant revoked, or its account gone or unable to act: nothing to record.
+    /// Expired, its grant revoked, issued before the account's last lock, or its account gone
+    /// or unable to act: nothing to record.
     Dead,
     /// Alive, but refused by [`refresh_refusal`] for this reason; the family ends and the
     /// reason is audited.
@@ -522,7 +523,8 @@ pub(crate) enum RefreshRefusal {
 }
 
 /// Whether a refresh with the token of `family` may succeed now: the token within its idle and
-/// absolute lifetimes, the grant not revoked, the account able to act and not refused by
+/// absolute lifetimes, the grant not revoked, the account able to act and not locked since the
+/// token was issued (`service::authentication::outlived_locks`), and not refused by
 /// [`refresh_refusal`]. Whether the token is unspent and presented by its own client is the
 /// caller's check. One rule for the grant and introspection.
 pub(crate) fn live_family(
@@ -540,6 +542,7 @@ pub(crate) fn live_family(
         || now >= token.idle_expires_at
         || now >= token.absolute_expires_at
         || !service::authentication::may_act(account, now, &state.settings.lockout)
+        || !service::authentication::outlived_locks(account, token.created_at)
     {
         return Err(RefreshRefusal::Dead);
     }

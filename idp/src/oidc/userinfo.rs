@@ -108,7 +108,8 @@ pub async fn verify_bearer(state: &AppState, headers: &HeaderMap) -> Result<Veri
 /// and then by kind: a grant token's grant is not revoked and its account may still act; a
 /// machine token's account may still act and still holds the credential the token was issued
 /// under (a lock, disable, delete or reset ends it); a service token's client still allows the
-/// grant and the scopes.
+/// grant and the scopes. An account's token issued before its last lock stays invalid after
+/// the unlock.
 pub async fn verify_access_token(state: &AppState, token: &str) -> Result<Verified, BearerError> {
     let now = state.clock.now();
     let claims = jwt::verify_seen(
@@ -132,6 +133,11 @@ pub async fn verify_access_token(state: &AppState, token: &str) -> Result<Verifi
         return Err(BearerError::Invalid);
     }
     let sub = str_claim("sub").ok_or(BearerError::Invalid)?;
+    let issued_at = claims
+        .get("iat")
+        .and_then(Value::as_i64)
+        .and_then(|iat| time::OffsetDateTime::from_unix_timestamp(iat).ok())
+        .ok_or(BearerError::Invalid)?;
     let scopes: Vec<String> = str_claim("scope")
         .unwrap_or("")
         .split(' ')
@@ -149,6 +155,7 @@ pub async fn verify_access_token(state: &AppState, token: &str) -> Result<Verifi
         if grant.revoked_at.is_some()
             || sub != grant.account_id.to_string()
             || !service::authentication::may_act(&account, now, &state.settings.lockout)
+            || !service::authentication::outlived_locks(&account, issued_at)
         {
             return Err(BearerError::Invalid);
         }
@@ -168,6 +175,7 @@ pub async fn verify_access_token(state: &AppState, token: &str) -> Result<Verifi
             || account.institution_code.as_str() != institution_code
             || !account.account_type.is_machine()
             || str_claim(machine::CREDENTIAL_CLAIM) != Some(fingerprint.as_str())
+            || !service::authentication::outlived_locks(&account, issued_at)
         {
             return Err(BearerError::Invalid);
         }

@@ -331,7 +331,8 @@ pub(crate) mod sql {
     pub const RECORD_SUCCESS: &str =
         "UPDATE accounts SET failed_attempts = 0, last_login_at = $2 WHERE id = $1";
     /// Unlocking (`none`) also clears the failure count, so the next failure starts afresh.
-    /// Locking moves `tokens_not_before` to the lock time; unlocking keeps it.
+    /// Locking moves `tokens_not_before` to the lock time; unlocking keeps it. (An admin lock,
+    /// `SET_LOCK_LIVE`, ends access through `change_account`, which moves it.)
     pub const SET_LOCK: &str = "\
         UPDATE accounts SET lock_state = $2, locked_at = $3, \
             failed_attempts = CASE WHEN $2 = 'none' THEN 0 ELSE failed_attempts END, \
@@ -408,9 +409,7 @@ pub(crate) mod sql {
         WHERE id = $1 AND password_hash = $2 AND deleted_at IS NULL";
     pub const SET_LOCK_LIVE: &str = "\
         UPDATE accounts SET lock_state = $2, locked_at = $3, \
-            failed_attempts = CASE WHEN $2 = 'none' THEN 0 ELSE failed_attempts END, \
-            tokens_not_before = CASE WHEN $2 = 'none' THEN tokens_not_before \
-                ELSE COALESCE($3, tokens_not_before) END \
+            failed_attempts = CASE WHEN $2 = 'none' THEN 0 ELSE failed_attempts END \
         WHERE id = $1 AND deleted_at IS NULL";
 
     pub const UPDATE_INSTITUTION: &str =
@@ -1574,18 +1573,14 @@ macro_rules! impl_store {
                             .execute(&mut *tx)
                             .await
                             .map_err(db)?;
-                        sqlx::query(sql::REVOKE_GRANTS_OF_ACCOUNT)
-                            .bind(id)
-                            .bind(ts(at))
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db)?;
-                        sqlx::query(sql::SET_TOKENS_NOT_BEFORE)
-                            .bind(id)
-                            .bind(ts(at))
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db)?;
+                        for statement in [sql::REVOKE_GRANTS_OF_ACCOUNT, sql::SET_TOKENS_NOT_BEFORE] {
+                            sqlx::query(statement)
+                                .bind(id)
+                                .bind(ts(at))
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db)?;
+                        }
                     }
                     insert_audit(&mut tx, &audit).await?;
                     let changed = fetch_account(&mut tx, id).await?.ok_or_else(|| {

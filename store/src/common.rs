@@ -197,7 +197,7 @@ pub(crate) struct Settled {
 /// presented twice in one batch, the first.
 pub(crate) fn settle_rotations(
     rotations: Vec<crate::Rotation>,
-    mut unclaimed: std::collections::HashSet<String>,
+    mut unclaimed: std::collections::HashSet<crate::RefreshTokenId>,
 ) -> Settled {
     let mut settled = Settled {
         spent: Vec::with_capacity(rotations.len()),
@@ -205,7 +205,7 @@ pub(crate) fn settle_rotations(
         audits: Vec::new(),
     };
     for rotation in rotations {
-        let first = unclaimed.remove(&rotation.spent_hash);
+        let first = unclaimed.remove(&rotation.spent);
         if first {
             settled.successors.push(rotation.successor);
             settled.audits.push(rotation.audit);
@@ -278,6 +278,32 @@ pub(crate) mod sql {
              g.created_at AS g_created_at, g.revoked_at AS g_revoked_at"
         };
     }
+    macro_rules! refresh_columns {
+        () => {
+            "grant_id, generation, secret_hash, institution_settings_version, created_at, \
+             idle_expires_at, absolute_expires_at, used_at"
+        };
+    }
+    macro_rules! select_refresh_family {
+        ($where:literal) => {
+            concat!(
+                "SELECT r.grant_id AS r_grant_id, r.generation AS r_generation, \
+                 r.secret_hash AS r_secret_hash, \
+                 r.institution_settings_version AS r_institution_settings_version, \
+                 r.created_at AS r_created_at, r.idle_expires_at AS r_idle_expires_at, \
+                 r.absolute_expires_at AS r_absolute_expires_at, r.used_at AS r_used_at, ",
+                grant_columns_of_g!(),
+                ", ",
+                account_columns_of_a!(),
+                ", ",
+                institution_columns_of_i!(),
+                " FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id \
+                 JOIN accounts a ON a.id = g.account_id \
+                 JOIN institutions i ON i.code = a.institution_code WHERE ",
+                $where
+            )
+        };
+    }
     macro_rules! select_account_and_institution {
         ($where:literal) => {
             concat!(
@@ -302,22 +328,14 @@ pub(crate) mod sql {
         account_columns_of_a!(),
         " FROM grants g JOIN accounts a ON a.id = g.account_id WHERE g.id = $1"
     );
-    /// A refresh token (its columns prefixed `r_`) with its grant, account and institution.
-    pub const SELECT_REFRESH_FAMILY: &str = concat!(
-        "SELECT r.token_hash AS r_token_hash, r.grant_id AS r_grant_id, \
-         r.institution_settings_version AS r_institution_settings_version, \
-         r.created_at AS r_created_at, r.idle_expires_at AS r_idle_expires_at, \
-         r.absolute_expires_at AS r_absolute_expires_at, r.used_at AS r_used_at, ",
-        grant_columns_of_g!(),
-        ", ",
-        account_columns_of_a!(),
-        ", ",
-        institution_columns_of_i!(),
-        " FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id \
-         JOIN accounts a ON a.id = g.account_id \
-         JOIN institutions i ON i.code = a.institution_code \
-         WHERE r.token_hash = $1"
-    );
+    /// A refresh token (its columns prefixed `r_`) with its grant, account and institution, by
+    /// its ID (`$1` grant, `$2` generation).
+    pub const SELECT_REFRESH_FAMILY: &str =
+        select_refresh_family!("r.grant_id = $1 AND r.generation = $2");
+    /// [`SELECT_REFRESH_FAMILY`] of a token issued before migration 0010, by the hash of the
+    /// whole token (`$1`), through the partial index over negative generations.
+    pub const SELECT_LEGACY_REFRESH_FAMILY: &str =
+        select_refresh_family!("r.secret_hash = $1 AND r.generation < 0");
     pub const FIND_ACCOUNT: &str =
         select_account!("institution_code = $1 AND user_id = $2 AND deleted_at IS NULL");
     pub const COUNT_ACCOUNTS_OF_TYPE: &str =
@@ -478,14 +496,23 @@ pub(crate) mod sql {
             created_at, revoked_at \
         FROM grants WHERE session_id_hash = $1 ORDER BY created_at, id";
     /// One statement: of concurrent uses exactly one updates the row.
-    pub const REDEEM_REFRESH: &str = "\
-        UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL \
-        RETURNING token_hash, grant_id, institution_settings_version, created_at, \
-            idle_expires_at, absolute_expires_at, used_at";
-    pub const SELECT_REFRESH: &str = "\
-        SELECT token_hash, grant_id, institution_settings_version, created_at, \
-            idle_expires_at, absolute_expires_at, used_at \
-        FROM refresh_tokens WHERE token_hash = $1";
+    pub const REDEEM_REFRESH: &str = concat!(
+        "UPDATE refresh_tokens SET used_at = $3 \
+         WHERE grant_id = $1 AND generation = $2 AND used_at IS NULL RETURNING ",
+        refresh_columns!()
+    );
+    pub const SELECT_REFRESH: &str = concat!(
+        "SELECT ",
+        refresh_columns!(),
+        " FROM refresh_tokens WHERE grant_id = $1 AND generation = $2"
+    );
+    /// [`SELECT_REFRESH`] of a token issued before migration 0010 (see
+    /// [`SELECT_LEGACY_REFRESH_FAMILY`]).
+    pub const SELECT_LEGACY_REFRESH: &str = concat!(
+        "SELECT ",
+        refresh_columns!(),
+        " FROM refresh_tokens WHERE secret_hash = $1 AND generation < 0"
+    );
     pub const INSERT_CODE: &str = "\
         INSERT INTO authorization_codes (code_hash, grant_id, client_id, redirect_uri, nonce, \
             code_challenge, created_at, expires_at, used_at) \
@@ -562,9 +589,8 @@ pub(crate) mod sql {
         INSERT INTO audit_events (at, kind, actor_account_id, actor, target_account_id, target, \
             institution_code, ip, user_agent, result, reason)";
     /// The head of a multi-row refresh token insert, before its `VALUES`.
-    pub const REFRESH_INSERT: &str = "\
-        INSERT INTO refresh_tokens (token_hash, grant_id, institution_settings_version, \
-            created_at, idle_expires_at, absolute_expires_at, used_at)";
+    pub const REFRESH_INSERT: &str =
+        concat!("INSERT INTO refresh_tokens (", refresh_columns!(), ")");
     pub const RECENT_SIGN_INS: &str = "\
         SELECT seq, at, kind, actor_account_id, actor, target_account_id, target, \
             institution_code, ip, user_agent, result, reason \
@@ -614,7 +640,7 @@ macro_rules! impl_store {
                 ClaimedBulkJob, Client, CodeRedemption, Credential, Grant, Institution,
                 InstitutionSettings, InstitutionUpdate, NewAccount, NewAuditEvent, NewBulkJob,
                 NewInstitution, OtpChallenge, OtpSendStats, PageRequest, PrintedNotice,
-                RefreshFamily, RefreshRedemption, RefreshToken, Result, Rotation, SecondFactor, Session, SigningKey, Store,
+                RefreshFamily, RefreshKey, RefreshRedemption, RefreshToken, RefreshTokenId, Result, Rotation, SecondFactor, Session, SigningKey, Store,
                 StoreError,
             };
 
@@ -871,8 +897,9 @@ macro_rules! impl_store {
                     let mut query =
                         sqlx::QueryBuilder::<$db>::new(format!("{} ", sql::REFRESH_INSERT));
                     query.push_values(chunk, |mut b, token| {
-                        b.push_bind(token.token_hash.clone())
-                            .push_bind(token.grant_id)
+                        b.push_bind(token.grant_id)
+                            .push_bind(token.generation)
+                            .push_bind(token.secret_hash.clone())
                             .push_bind(token.institution_settings_version)
                             .push_bind(ts(token.created_at))
                             .push_bind(ts(token.idle_expires_at))
@@ -1256,17 +1283,35 @@ macro_rules! impl_store {
                     row.as_ref().map(account_and_institution).transpose()
                 }
 
-                async fn get_refresh_family(&self, token_hash: &str) -> Result<Option<RefreshFamily>> {
-                    if let Some(inline) = self.inline() {
-                        return inline.optional(sql::SELECT_REFRESH_FAMILY, &[&token_hash], |row| {
-                            refresh_family(row)
-                        });
+                async fn get_refresh_family(&self, key: &RefreshKey) -> Result<Option<RefreshFamily>> {
+                    let row = match (key, self.inline()) {
+                        (RefreshKey::Id(id), Some(inline)) => {
+                            return inline.optional(
+                                sql::SELECT_REFRESH_FAMILY,
+                                &[&id.grant_id.as_bytes().as_slice(), &id.generation],
+                                |row| refresh_family(row),
+                            );
+                        }
+                        (RefreshKey::Legacy { token_hash }, Some(inline)) => {
+                            return inline.optional(
+                                sql::SELECT_LEGACY_REFRESH_FAMILY,
+                                &[token_hash],
+                                |row| refresh_family(row),
+                            );
+                        }
+                        (RefreshKey::Id(id), None) => sqlx::query(sql::SELECT_REFRESH_FAMILY)
+                            .bind(id.grant_id)
+                            .bind(id.generation)
+                            .fetch_optional(&self.pool)
+                            .await,
+                        (RefreshKey::Legacy { token_hash }, None) => {
+                            sqlx::query(sql::SELECT_LEGACY_REFRESH_FAMILY)
+                                .bind(token_hash)
+                                .fetch_optional(&self.pool)
+                                .await
+                        }
                     }
-                    let row = sqlx::query(sql::SELECT_REFRESH_FAMILY)
-                        .bind(token_hash)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(db)?;
+                    .map_err(db)?;
                     row.as_ref().map(refresh_family).transpose()
                 }
 
@@ -1854,12 +1899,9 @@ macro_rules! impl_store {
                                             let Some(at) = latest(&rotations) else {
                                                 return Ok(Vec::new());
                                             };
-                                            let hashes = rotations
-                                                .iter()
-                                                .map(|r| r.spent_hash.as_str())
-                                                .collect::<Vec<_>>();
+                                            let ids = rotations.iter().map(|r| r.spent).collect::<Vec<_>>();
                                             let unclaimed =
-                                                inline_writer::spend_refresh_tokens(tx, &hashes, at)?;
+                                                inline_writer::spend_refresh_tokens(tx, &ids, at)?;
                                             let settled = settle_rotations(rotations, unclaimed);
                                             inline_writer::insert_refresh_tokens(tx, &settled.successors)?;
                                             inline_writer::insert_audits(tx, &settled.audits)?;
@@ -1883,19 +1925,28 @@ macro_rules! impl_store {
                                     "UPDATE refresh_tokens SET used_at = ",
                                 );
                                 query.push_bind(ts(at));
-                                query.push(" WHERE used_at IS NULL AND token_hash IN (");
-                                let mut hashes = query.separated(", ");
+                                query.push(" WHERE used_at IS NULL AND (");
+                                let mut ids = query.separated(" OR ");
                                 for rotation in &rotations {
-                                    hashes.push_bind(rotation.spent_hash.clone());
+                                    ids.push("(grant_id = ");
+                                    ids.push_bind_unseparated(rotation.spent.grant_id);
+                                    ids.push_unseparated(" AND generation = ");
+                                    ids.push_bind_unseparated(rotation.spent.generation);
+                                    ids.push_unseparated(")");
                                 }
-                                query.push(") RETURNING token_hash");
+                                query.push(") RETURNING grant_id, generation");
                                 let unclaimed = query
                                     .build()
                                     .fetch_all(&mut *tx)
                                     .await
                                     .map_err(db)?
                                     .iter()
-                                    .map(|row| col::<String>(row, "token_hash"))
+                                    .map(|row| {
+                                        Ok(crate::RefreshTokenId {
+                                            grant_id: col(row, "grant_id")?,
+                                            generation: col(row, "generation")?,
+                                        })
+                                    })
                                     .collect::<Result<std::collections::HashSet<_>>>()?;
                                 let settled = settle_rotations(rotations, unclaimed);
                                 insert_refresh_tokens(&mut tx, &settled.successors).await?;
@@ -1907,41 +1958,56 @@ macro_rules! impl_store {
                         .await
                 }
 
-                async fn get_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>> {
-                    if let Some(inline) = self.inline() {
-                        return inline.optional(sql::SELECT_REFRESH, &[&token_hash], |row| refresh_from_row(row));
+                async fn get_refresh_token(&self, key: &RefreshKey) -> Result<Option<RefreshToken>> {
+                    let row = match (key, self.inline()) {
+                        (RefreshKey::Id(id), Some(inline)) => {
+                            return inline.optional(
+                                sql::SELECT_REFRESH,
+                                &[&id.grant_id.as_bytes().as_slice(), &id.generation],
+                                |row| refresh_from_row(row),
+                            );
+                        }
+                        (RefreshKey::Legacy { token_hash }, Some(inline)) => {
+                            return inline.optional(sql::SELECT_LEGACY_REFRESH, &[token_hash], |row| {
+                                refresh_from_row(row)
+                            });
+                        }
+                        (RefreshKey::Id(id), None) => sqlx::query(sql::SELECT_REFRESH)
+                            .bind(id.grant_id)
+                            .bind(id.generation)
+                            .fetch_optional(&self.pool)
+                            .await,
+                        (RefreshKey::Legacy { token_hash }, None) => {
+                            sqlx::query(sql::SELECT_LEGACY_REFRESH)
+                                .bind(token_hash)
+                                .fetch_optional(&self.pool)
+                                .await
+                        }
                     }
-                    let row = sqlx::query(sql::SELECT_REFRESH)
-                        .bind(token_hash)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(db)?;
+                    .map_err(db)?;
                     row.as_ref().map(refresh_from_row).transpose()
                 }
 
                 async fn redeem_refresh_token(
                     &self,
-                    token_hash: &str,
+                    id: RefreshTokenId,
                     now: OffsetDateTime,
                 ) -> Result<RefreshRedemption> {
-                    let spent = spend(
-                        &self.writer,
-                        &self.pool,
-                        sql::REDEEM_REFRESH,
-                        sql::SELECT_REFRESH,
-                        token_hash,
-                        now,
-                    );
-                    Ok(match spent.await? {
-                        Spend::First(row) => {
-                            let token = refresh_from_row(&row)?;
-                            let grant = self.grant_of(token.grant_id, "refresh token").await?;
-                            RefreshRedemption::Redeemed { token, grant }
-                        }
-                        Spend::Again(row) => RefreshRedemption::Reused {
-                            token: refresh_from_row(&row)?,
-                        },
-                        Spend::Missing => RefreshRedemption::Unknown,
+                    let spent = sqlx::query(sql::REDEEM_REFRESH)
+                        .bind(id.grant_id)
+                        .bind(id.generation)
+                        .bind(ts(now))
+                        .fetch_optional(&self.writer)
+                        .await
+                        .map_err(db)?;
+                    if let Some(row) = spent {
+                        let token = refresh_from_row(&row)?;
+                        let grant = self.grant_of(token.grant_id, "refresh token").await?;
+                        return Ok(RefreshRedemption::Redeemed { token, grant });
+                    }
+                    Ok(match self.get_refresh_token(&RefreshKey::Id(id)).await? {
+                        Some(token) => RefreshRedemption::Reused { token },
+                        None => RefreshRedemption::Unknown,
                     })
                 }
 

@@ -24,7 +24,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::common::{Timestamp, db};
 use crate::inline::inline;
-use crate::{NewAuditEvent, RefreshToken, Result, StoreError};
+use crate::{NewAuditEvent, RefreshToken, RefreshTokenId, Result, StoreError};
 
 /// Prepared statements kept: the multi-row statements of the most frequent batch sizes.
 const STATEMENT_CACHE: usize = 64;
@@ -301,13 +301,14 @@ pub(crate) fn insert_audits(tx: &Connection, events: &[NewAuditEvent]) -> Result
     insert(tx, crate::common::sql::AUDIT_INSERT, 11, values).map_err(inline)
 }
 
-/// Inserts refresh tokens in one multi-row statement; a hash already taken is a `Conflict`.
+/// Inserts refresh tokens in one multi-row statement; a generation already taken is a `Conflict`.
 pub(crate) fn insert_refresh_tokens(tx: &Connection, tokens: &[RefreshToken]) -> Result<()> {
-    let mut values = Vec::with_capacity(tokens.len() * 7);
+    let mut values = Vec::with_capacity(tokens.len() * 8);
     for token in tokens {
         values.extend([
-            Value::Text(token.token_hash.clone()),
             uuid(Some(token.grant_id)),
+            Value::Integer(token.generation),
+            Value::Text(token.secret_hash.clone()),
             Value::Integer(token.institution_settings_version),
             time(token.created_at)?,
             time(token.idle_expires_at)?,
@@ -318,33 +319,40 @@ pub(crate) fn insert_refresh_tokens(tx: &Connection, tokens: &[RefreshToken]) ->
             },
         ]);
     }
-    insert(tx, crate::common::sql::REFRESH_INSERT, 7, values).map_err(on_write("refresh_token"))
+    insert(tx, crate::common::sql::REFRESH_INSERT, 8, values).map_err(on_write("refresh_token"))
 }
 
-/// Spends every token of `hashes` that is still unspent, at `at`; answers the hashes spent.
+/// Spends every token of `ids` that is still unspent, at `at`; answers the IDs spent. One
+/// statement per token: each is a look-up by the primary key, and the statement is prepared
+/// once per connection.
 pub(crate) fn spend_refresh_tokens(
     tx: &Connection,
-    hashes: &[&str],
+    ids: &[RefreshTokenId],
     at: time::OffsetDateTime,
-) -> Result<HashSet<String>> {
-    let sql = format!(
-        "UPDATE refresh_tokens SET used_at = ? WHERE used_at IS NULL AND token_hash IN ({}) \
-         RETURNING token_hash",
-        placeholders(hashes.len())
-    );
-    let mut statement = tx.prepare_cached(&sql).map_err(inline)?;
-    let params = std::iter::once(time(at)?).chain(hashes.iter().map(|h| Value::Text((*h).into())));
-    let spent = statement
-        .query_map(rusqlite::params_from_iter(params), |row| {
-            row.get::<_, String>(0)
-        })
-        .map_err(inline)?
-        .collect::<rusqlite::Result<HashSet<_>>>()
+) -> Result<HashSet<RefreshTokenId>> {
+    let mut statement = tx
+        .prepare_cached(
+            "UPDATE refresh_tokens SET used_at = ?1 \
+             WHERE grant_id = ?2 AND generation = ?3 AND used_at IS NULL",
+        )
         .map_err(inline)?;
+    let at = time(at)?;
+    let mut spent = HashSet::with_capacity(ids.len());
+    for id in ids {
+        let changed = statement
+            .execute(rusqlite::params![
+                at,
+                id.grant_id.as_bytes().as_slice(),
+                id.generation
+            ])
+            .map_err(inline)?;
+        if changed == 1 {
+            spent.insert(*id);
+        }
+    }
     Ok(spent)
 }
 
-/// `INSERT INTO … VALUES (?, …), (?, …), …` with `columns` values per row.
 fn insert(tx: &Connection, head: &str, columns: usize, values: Vec<Value>) -> rusqlite::Result<()> {
     let rows = values.len() / columns;
     if rows == 0 {

@@ -256,22 +256,23 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_grants_of_account(&self, account_id: Uuid, at: OffsetDateTime) -> Result<u64>;
     /// The grants issued during a browser session, oldest first (for logout notifications).
     async fn grants_of_session(&self, session_id_hash: &str) -> Result<Vec<Grant>>;
+    /// Conflict if the token's grant already has a token of its generation.
     async fn insert_refresh_token(&self, token: RefreshToken) -> Result<()>;
-    /// Spends the refresh token `rotation.spent_hash` if it is still unspent and, only then,
-    /// inserts its successor and appends the audit row, in one transaction (committed together
-    /// with concurrent rotations). Returns whether this call spent it: `false` when it was spent
+    /// Spends the refresh token `rotation.spent` if it is still unspent and, only then, inserts
+    /// its successor and appends the audit row, in one transaction (committed together with
+    /// concurrent rotations). Returns whether this call spent it: `false` when it was spent
     /// already or does not exist, and then nothing is written.
     async fn rotate_refresh_token(&self, rotation: Rotation) -> Result<bool>;
-    /// A refresh token by its hash, spent or not (for introspection and revocation), without
-    /// spending it.
-    async fn get_refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>>;
-    /// A refresh token by its hash, spent or not, with its grant, account and institution, as of
-    /// one moment; None if the token is unknown.
-    async fn get_refresh_family(&self, token_hash: &str) -> Result<Option<RefreshFamily>>;
+    /// A refresh token by its key, spent or not (for introspection and revocation), without
+    /// spending it. The caller checks the secret (`secret_hash`).
+    async fn get_refresh_token(&self, key: &RefreshKey) -> Result<Option<RefreshToken>>;
+    /// A refresh token by its key, spent or not, with its grant, account and institution, as of
+    /// one moment; None if the token is unknown. The caller checks the secret.
+    async fn get_refresh_family(&self, key: &RefreshKey) -> Result<Option<RefreshFamily>>;
     /// Spends a refresh token atomically: of concurrent uses exactly one sees `Redeemed`.
     async fn redeem_refresh_token(
         &self,
-        token_hash: &str,
+        id: RefreshTokenId,
         now: OffsetDateTime,
     ) -> Result<RefreshRedemption>;
 

@@ -358,17 +358,58 @@ pub enum CodeRedemption {
     Unknown,
 }
 
-/// A refresh token, stored as the SHA-256 of its value. Its grant is its family.
+/// Which refresh token: its family (grant) and its place in it. Generations count up from 0 with
+/// every rotation; tokens issued before migration 0010 have negative ones (`secret_hash` is then
+/// the hash of the whole token, see [`RefreshKey::Legacy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RefreshTokenId {
+    pub grant_id: Uuid,
+    pub generation: i64,
+}
+
+impl RefreshTokenId {
+    /// The token that replaces this one when it is spent.
+    pub fn successor(self) -> Self {
+        Self {
+            generation: self.generation + 1,
+            ..self
+        }
+    }
+}
+
+/// How a presented refresh token finds its row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshKey {
+    /// A token of the current format names its row; the caller then compares the row's
+    /// `secret_hash` with the hash of the token's secret.
+    Id(RefreshTokenId),
+    /// A token issued before migration 0010: found by the hash of the whole token, among the rows
+    /// with negative generations only.
+    Legacy { token_hash: String },
+}
+
+/// A refresh token. The row keeps only the SHA-256 of the token's secret; its grant is its
+/// family.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshToken {
-    pub token_hash: String,
     pub grant_id: Uuid,
+    pub generation: i64,
+    pub secret_hash: String,
     /// The institution's settings version when issued: a settings change ends the family.
     pub institution_settings_version: i64,
     pub created_at: OffsetDateTime,
     pub idle_expires_at: OffsetDateTime,
     pub absolute_expires_at: OffsetDateTime,
     pub used_at: Option<OffsetDateTime>,
+}
+
+impl RefreshToken {
+    pub fn id(&self) -> RefreshTokenId {
+        RefreshTokenId {
+            grant_id: self.grant_id,
+            generation: self.generation,
+        }
+    }
 }
 
 /// A refresh token with everything a refresh decides on, read in one statement: its grant, and
@@ -385,7 +426,7 @@ pub struct RefreshFamily {
 /// audit row of the refresh (see [`crate::Store::rotate_refresh_token`]).
 #[derive(Debug, Clone)]
 pub struct Rotation {
-    pub spent_hash: String,
+    pub spent: RefreshTokenId,
     pub at: OffsetDateTime,
     pub successor: RefreshToken,
     pub audit: NewAuditEvent,

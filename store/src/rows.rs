@@ -246,8 +246,9 @@ pub(crate) fn grant_and_account(row: &impl Columns) -> Result<(Grant, Account)> 
 fn refresh_from_prefixed_row(row: &impl Columns, prefix: &str) -> Result<RefreshToken> {
     let name = |column: &str| format!("{prefix}{column}");
     Ok(RefreshToken {
-        token_hash: row.col(&name("token_hash"))?,
         grant_id: row.col(&name("grant_id"))?,
+        generation: row.col(&name("generation"))?,
+        secret_hash: row.col(&name("secret_hash"))?,
         institution_settings_version: row.col(&name("institution_settings_version"))?,
         created_at: row.col(&name("created_at"))?,
         idle_expires_at: row.col(&name("idle_expires_at"))?,

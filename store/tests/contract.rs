@@ -27,8 +27,8 @@ use store::{
     AuthorizationCode, BulkCompletion, BulkProblem, BulkResultRow, Client, CodeRedemption,
     Credential, Grant, InstitutionSettings, InstitutionUpdate, NewAccount, NewAuditEvent,
     NewBulkJob, NewInstitution, OtpChallenge, OtpPurpose, OtpSendStats, PageRequest, PrintedNotice,
-    RefreshFamily, RefreshRedemption, RefreshToken, Rotation, SecondFactor, SecondFactorMethod,
-    Session, SigningKey, Store, StoreError,
+    RefreshFamily, RefreshKey, RefreshRedemption, RefreshToken, RefreshTokenId, Rotation,
+    SecondFactor, SecondFactorMethod, Session, SigningKey, Store, StoreError,
 };
 use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};
@@ -82,9 +82,32 @@ macro_rules! contract {
     )*};
 }
 
-async fn open(url: &str) -> Arc<dyn Store> {
+/// A store at `url` with every migration applied or, for an upgrade story, those up to
+/// `schema` only (the story applies the rest with [`Store::migrate`]).
+async fn open(url: &str, schema: Option<i64>) -> Arc<dyn Store> {
     let store = store::connect(url, 5).await.expect("connect");
-    store.migrate().await.expect("migrate");
+    let Some(version) = schema else {
+        store.migrate().await.expect("migrate");
+        return store;
+    };
+    let sqlite = url.starts_with("sqlite:");
+    let folder = format!(
+        "{}/../migrations/{}",
+        env!("CARGO_MANIFEST_DIR"),
+        if sqlite { "sqlite" } else { "postgres" }
+    );
+    let migrator = sqlx::migrate::Migrator::new(std::path::Path::new(&folder))
+        .await
+        .expect("migrations");
+    if sqlite {
+        let pool = SqlitePool::connect(url).await.expect("raw sqlite pool");
+        migrator.run_to(version, &pool).await.expect("migrate");
+        pool.close().await;
+    } else {
+        let pool = PgPool::connect(url).await.expect("raw postgres pool");
+        migrator.run_to(version, &pool).await.expect("migrate");
+        pool.close().await;
+    }
     store
 }
 
@@ -93,9 +116,17 @@ where
     F: FnOnce(Ctx) -> Fut,
     Fut: Future<Output = ()>,
 {
+    on_sqlite_at(None, story).await;
+}
+
+async fn on_sqlite_at<F, Fut>(schema: Option<i64>, story: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}/data/sekimori.db", dir.path().display());
-    let store = open(&url).await;
+    let store = open(&url, schema).await;
     assert_eq!(store.backend(), "sqlite");
     let raw = SqlitePool::connect(&url).await.expect("raw sqlite pool");
     story(Ctx {
@@ -144,6 +175,14 @@ where
     F: FnOnce(Ctx) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    on_postgres_at(None, story).await;
+}
+
+async fn on_postgres_at<F, Fut>(schema: Option<i64>, story: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let Some(server) = postgres_server_url() else {
         return;
     };
@@ -157,7 +196,7 @@ where
         .expect("create test database");
 
     let url = with_database(&server, &database);
-    let store = open(&url).await;
+    let store = open(&url, schema).await;
     assert_eq!(store.backend(), "postgres");
     let raw = PgPool::connect(&url).await.expect("raw postgres pool");
     // The story runs in its own task so that a failed assertion still reaches the cleanup.
@@ -978,48 +1017,59 @@ async fn sessions_lifecycle(ctx: Ctx) {
 
 async fn grouped_refresh_inserts_fail_only_the_bad_row(ctx: Ctx) {
     // Refresh tokens inserted at the same time share a group commit; a row that cannot be
-    // written (here a hash already taken) fails only its own insert, with its own error.
+    // written (here a generation already taken) fails only its own insert, with its own error.
     let store = &*ctx.store;
     let (master, _) = clinic(store).await;
     let grant_id = grant_for(store, master.id).await;
-    let token = |hash: String| RefreshToken {
-        token_hash: hash,
+    let t = now();
+    let token = |generation: i64| RefreshToken {
         grant_id,
+        generation,
+        secret_hash: format!("secret {generation}"),
         institution_settings_version: 1,
-        created_at: now(),
-        idle_expires_at: now() + Duration::hours(24),
-        absolute_expires_at: now() + Duration::days(30),
+        created_at: t,
+        idle_expires_at: t + Duration::hours(24),
+        absolute_expires_at: t + Duration::days(30),
         used_at: None,
     };
     store
-        .insert_refresh_token(token("taken".into()))
+        .insert_refresh_token(token(1000))
         .await
         .expect("first");
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..100 {
         let store = Arc::clone(&ctx.store);
-        let hash = if i == 50 {
-            "taken".to_owned()
-        } else {
-            format!("t{i}")
-        };
-        let row = token(hash.clone());
-        tasks.spawn(async move { (hash, store.insert_refresh_token(row).await) });
+        let generation = if i == 50 { 1000 } else { i };
+        let row = token(generation);
+        tasks.spawn(async move { (generation, store.insert_refresh_token(row).await) });
     }
     while let Some(joined) = tasks.join_next().await {
-        let (hash, outcome) = joined.expect("task");
-        if hash == "taken" {
+        let (generation, outcome) = joined.expect("task");
+        if generation == 1000 {
             assert_conflict(outcome, "refresh_token");
         } else {
             outcome.expect("insert");
             let stored = store
-                .get_refresh_token(&hash)
+                .get_refresh_token(&refresh_key(grant_id, generation))
                 .await
                 .expect("get")
                 .expect("committed before the insert returned");
-            assert_eq!(stored.grant_id, grant_id);
+            assert_eq!(stored, token(generation));
         }
     }
+    let kept = store
+        .get_refresh_token(&refresh_key(grant_id, 1000))
+        .await
+        .expect("get")
+        .expect("the first insert stands");
+    assert_eq!(kept.secret_hash, "secret 1000");
+}
+
+fn refresh_key(grant_id: Uuid, generation: i64) -> RefreshKey {
+    RefreshKey::Id(RefreshTokenId {
+        grant_id,
+        generation,
+    })
 }
 
 async fn refresh_rotation_spends_once_and_writes_only_the_winner(ctx: Ctx) {
@@ -1029,40 +1079,53 @@ async fn refresh_rotation_spends_once_and_writes_only_the_winner(ctx: Ctx) {
     let store = &*ctx.store;
     let (master, _) = clinic(store).await;
     let grant_id = grant_for(store, master.id).await;
+    let other_grant = grant_for(store, master.id).await;
     let t = now();
-    let token = |hash: String| RefreshToken {
-        token_hash: hash,
+    let token = |grant_id: Uuid, generation: i64, secret: String| RefreshToken {
         grant_id,
+        generation,
+        secret_hash: secret,
         institution_settings_version: 1,
         created_at: t,
         idle_expires_at: t + Duration::hours(24),
         absolute_expires_at: t + Duration::days(30),
         used_at: None,
     };
+    // Old token i is generation 2i of one family or, for odd i, of another; its successor is
+    // generation 2i + 1.
+    let family = |i: usize| if i % 2 == 0 { grant_id } else { other_grant };
+    let old = |i: usize| RefreshTokenId {
+        grant_id: family(i),
+        generation: 2 * i as i64,
+    };
     for i in 0..10 {
         store
-            .insert_refresh_token(token(format!("old{i}")))
+            .insert_refresh_token(token(family(i), old(i).generation, format!("old{i}")))
             .await
             .expect("insert");
     }
     let at = now();
-    let rotation = |spent: String, successor: String| Rotation {
-        spent_hash: spent,
+    let rotation = |spent: RefreshTokenId, secret: String| Rotation {
+        spent,
         at,
-        successor: token(successor.clone()),
-        audit: audit_event(&format!("token.refresh {successor}"), None, at),
+        successor: token(spent.grant_id, spent.successor().generation, secret.clone()),
+        audit: audit_event(&format!("token.refresh {secret}"), None, at),
     };
     let mut tasks = tokio::task::JoinSet::new();
-    // Old token i is presented by attempts (i, 0..4) at once; "none" names no token.
+    // Old token i is presented by attempts (i, 0..4) at once; generation 100 names no token.
     for i in 0..10 {
         for attempt in 0..4 {
             let store = Arc::clone(&ctx.store);
-            let r = rotation(format!("old{i}"), format!("new{i}.{attempt}"));
+            let r = rotation(old(i), format!("new{i}.{attempt}"));
             tasks.spawn(async move { (i, attempt, store.rotate_refresh_token(r).await) });
         }
     }
+    let none = RefreshTokenId {
+        grant_id,
+        generation: 100,
+    };
     let unknown = store
-        .rotate_refresh_token(rotation("none".into(), "never".into()))
+        .rotate_refresh_token(rotation(none, "never".into()))
         .await
         .expect("rotate unknown");
     assert!(!unknown);
@@ -1078,28 +1141,45 @@ async fn refresh_rotation_spends_once_and_writes_only_the_winner(ctx: Ctx) {
     for (i, winner) in winners.into_iter().enumerate() {
         let winner = winner.unwrap_or_else(|| panic!("old{i} was never spent"));
         let spent = store
-            .get_refresh_token(&format!("old{i}"))
+            .get_refresh_token(&RefreshKey::Id(old(i)))
             .await
             .expect("get")
             .expect("old token kept");
         assert_eq!(spent.used_at, Some(at));
+        assert_eq!(spent.secret_hash, format!("old{i}"));
+        let successor = old(i).successor();
+        let stored = store
+            .get_refresh_token(&RefreshKey::Id(successor))
+            .await
+            .expect("get");
+        assert_eq!(
+            stored,
+            Some(token(
+                successor.grant_id,
+                successor.generation,
+                format!("new{i}.{winner}")
+            )),
+            "the winner's successor, and only it"
+        );
         for attempt in 0..4 {
-            let successor = format!("new{i}.{attempt}");
-            let stored = store.get_refresh_token(&successor).await.expect("get");
             let audited = log
                 .iter()
-                .filter(|e| e.event.kind == format!("token.refresh {successor}"))
+                .filter(|e| e.event.kind == format!("token.refresh new{i}.{attempt}"))
                 .count();
-            if attempt == winner {
-                assert_eq!(stored, Some(token(successor)));
-                assert_eq!(audited, 1);
-            } else {
-                assert_eq!(stored, None, "a losing rotation wrote its successor");
-                assert_eq!(audited, 0, "a losing rotation wrote its audit row");
-            }
+            assert_eq!(
+                audited,
+                usize::from(attempt == winner),
+                "audit rows of old{i}"
+            );
         }
     }
-    assert_eq!(store.get_refresh_token("never").await.expect("get"), None);
+    assert_eq!(
+        store
+            .get_refresh_token(&RefreshKey::Id(none.successor()))
+            .await
+            .expect("get"),
+        None
+    );
     assert!(!log.iter().any(|e| e.event.kind == "token.refresh never"));
 }
 
@@ -1779,8 +1859,9 @@ async fn refresh_tokens_are_redeemed_exactly_once(ctx: Ctx) {
         .await
         .expect("grant");
     let token = RefreshToken {
-        token_hash: "r1".into(),
         grant_id: grant.id,
+        generation: 0,
+        secret_hash: "r1".into(),
         institution_settings_version: 1,
         created_at: now(),
         idle_expires_at: now() + Duration::hours(24),
@@ -1792,21 +1873,62 @@ async fn refresh_tokens_are_redeemed_exactly_once(ctx: Ctx) {
         .await
         .expect("insert");
     assert_conflict(
-        store.insert_refresh_token(token.clone()).await,
+        store
+            .insert_refresh_token(RefreshToken {
+                secret_hash: "another secret".into(),
+                ..token.clone()
+            })
+            .await,
         "refresh_token",
     );
     // Looking a token up does not spend it.
     assert_eq!(
-        store.get_refresh_token("r1").await.expect("get"),
+        store
+            .get_refresh_token(&refresh_key(grant.id, 0))
+            .await
+            .expect("get"),
         Some(token.clone())
     );
-    assert_eq!(store.get_refresh_token("r9").await.expect("get"), None);
+    assert_eq!(
+        store
+            .get_refresh_token(&refresh_key(grant.id, 1))
+            .await
+            .expect("get"),
+        None
+    );
+    // A token of the format before migration 0010 (a negative generation) is also found by the
+    // hash of the whole token; one of the current format never is.
+    let legacy = RefreshToken {
+        generation: -1,
+        secret_hash: "legacy".into(),
+        ..token.clone()
+    };
+    store
+        .insert_refresh_token(legacy.clone())
+        .await
+        .expect("insert legacy");
+    for (hash, found) in [("legacy", Some(legacy.clone())), ("r1", None), ("r9", None)] {
+        let key = RefreshKey::Legacy {
+            token_hash: hash.into(),
+        };
+        assert_eq!(store.get_refresh_token(&key).await.expect("get"), found);
+        assert_eq!(
+            store
+                .get_refresh_family(&key)
+                .await
+                .expect("family")
+                .map(|f| f.token),
+            found,
+            "{hash}"
+        );
+    }
 
     let at = now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..8 {
         let store = store.clone();
-        tasks.spawn(async move { store.redeem_refresh_token("r1", at).await.expect("redeem") });
+        let id = token.id();
+        tasks.spawn(async move { store.redeem_refresh_token(id, at).await.expect("redeem") });
     }
     let mut redeemed = 0;
     while let Some(outcome) = tasks.join_next().await {
@@ -1832,10 +1954,152 @@ async fn refresh_tokens_are_redeemed_exactly_once(ctx: Ctx) {
     assert_eq!(redeemed, 1);
     assert_eq!(
         store
-            .redeem_refresh_token("other", at)
+            .redeem_refresh_token(token.id().successor(), at)
             .await
             .expect("redeem"),
         RefreshRedemption::Unknown
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upgrade stories: a store migrated up to an earlier schema, rows written as that schema had
+// them, then the rest of the migrations.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_tokens_of_schema_9_outlive_migration_10_sqlite() {
+    on_sqlite_at(Some(9), refresh_tokens_of_schema_9_outlive_migration_10).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_tokens_of_schema_9_outlive_migration_10_postgres() {
+    on_postgres_at(Some(9), refresh_tokens_of_schema_9_outlive_migration_10).await;
+}
+
+async fn refresh_tokens_of_schema_9_outlive_migration_10(ctx: Ctx) {
+    // Before migration 0010 a refresh token's row was keyed by the hash of the whole token. The
+    // migration keeps them: numbered back from -1 (the unspent one) in each family, found by
+    // their hash, and the successor of -1 is generation 0.
+    let store = &*ctx.store;
+    let (master, _) = clinic(store).await;
+    let family = grant_for(store, master.id).await;
+    let spent_only = grant_for(store, master.id).await;
+    let t = now();
+    let rows = [
+        ("old", family, 0, Some(1)),
+        ("newer", family, 1, Some(2)),
+        ("live", family, 2, None),
+        ("alone", spent_only, 0, Some(1)),
+    ];
+    for (hash, grant_id, created, used) in rows {
+        let at = |seconds: i64| t + Duration::seconds(seconds);
+        let insert = "INSERT INTO refresh_tokens (token_hash, grant_id, \
+            institution_settings_version, created_at, idle_expires_at, absolute_expires_at, \
+            used_at) VALUES ($1, $2, 1, $3, $4, $5, $6)";
+        let sqlite_text = |at: OffsetDateTime| {
+            at.format(&time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+            ))
+            .expect("format")
+        };
+        match &ctx.raw {
+            Raw::Sqlite(pool) => sqlx::query(insert)
+                .bind(hash)
+                .bind(grant_id)
+                .bind(sqlite_text(at(created)))
+                .bind(sqlite_text(at(100)))
+                .bind(sqlite_text(at(1000)))
+                .bind(used.map(|u| sqlite_text(at(u))))
+                .execute(pool)
+                .await
+                .map(|_| ()),
+            Raw::Postgres(pool) => sqlx::query(insert)
+                .bind(hash)
+                .bind(grant_id)
+                .bind(at(created))
+                .bind(at(100))
+                .bind(at(1000))
+                .bind(used.map(at))
+                .execute(pool)
+                .await
+                .map(|_| ()),
+        }
+        .expect("a row of schema 9");
+    }
+    store.migrate().await.expect("migration 10");
+
+    let legacy = |hash: &str| RefreshKey::Legacy {
+        token_hash: hash.into(),
+    };
+    for (hash, grant_id, generation, created, used) in [
+        ("live", family, -1, 2, None),
+        ("newer", family, -2, 1, Some(2)),
+        ("old", family, -3, 0, Some(1)),
+        ("alone", spent_only, -1, 0, Some(1)),
+    ] {
+        let found = store
+            .get_refresh_family(&legacy(hash))
+            .await
+            .expect("family")
+            .unwrap_or_else(|| panic!("{hash} kept"));
+        assert_eq!(found.token.grant_id, grant_id, "{hash}");
+        assert_eq!(found.token.generation, generation, "{hash}");
+        assert_eq!(found.token.secret_hash, hash);
+        assert_eq!(
+            found.token.created_at,
+            t + Duration::seconds(created),
+            "{hash}"
+        );
+        assert_eq!(
+            found.token.used_at,
+            used.map(|u| t + Duration::seconds(u)),
+            "{hash}"
+        );
+        assert_eq!(found.token.absolute_expires_at, t + Duration::seconds(1000));
+    }
+
+    // The live token rotates into generation 0, which is found by its ID and never by a hash.
+    let live = store
+        .get_refresh_token(&legacy("live"))
+        .await
+        .expect("get")
+        .expect("kept");
+    let successor = RefreshToken {
+        generation: 0,
+        secret_hash: "successor".into(),
+        created_at: t + Duration::seconds(5),
+        ..live.clone()
+    };
+    let at = t + Duration::seconds(5);
+    let rotation = Rotation {
+        spent: live.id(),
+        at,
+        successor: successor.clone(),
+        audit: audit_event("token.refresh", None, at),
+    };
+    assert!(
+        store
+            .rotate_refresh_token(rotation.clone())
+            .await
+            .expect("rotate")
+    );
+    assert!(
+        !store.rotate_refresh_token(rotation).await.expect("again"),
+        "spent once"
+    );
+    assert_eq!(
+        store
+            .get_refresh_token(&refresh_key(family, 0))
+            .await
+            .expect("get"),
+        Some(successor)
+    );
+    assert_eq!(
+        store
+            .get_refresh_token(&legacy("successor"))
+            .await
+            .expect("get"),
+        None
     );
 }
 
@@ -2451,8 +2715,9 @@ async fn joined_reads_match_the_single_reads(ctx: Ctx) {
         Some((grant.clone(), account.clone()))
     );
     let token = RefreshToken {
-        token_hash: "family".into(),
         grant_id,
+        generation: 0,
+        secret_hash: "family".into(),
         institution_settings_version: institution.settings_version,
         created_at: now(),
         idle_expires_at: now() + Duration::hours(24),
@@ -2464,10 +2729,13 @@ async fn joined_reads_match_the_single_reads(ctx: Ctx) {
         .await
         .expect("insert");
     assert_eq!(
-        store.get_refresh_family("family").await.expect("joined"),
+        store
+            .get_refresh_family(&refresh_key(grant_id, 0))
+            .await
+            .expect("joined"),
         Some(RefreshFamily {
             token: store
-                .get_refresh_token("family")
+                .get_refresh_token(&refresh_key(grant_id, 0))
                 .await
                 .expect("token")
                 .expect("present"),
@@ -2477,7 +2745,10 @@ async fn joined_reads_match_the_single_reads(ctx: Ctx) {
         })
     );
     assert_eq!(
-        store.get_refresh_family("unknown").await.expect("none"),
+        store
+            .get_refresh_family(&refresh_key(grant_id, 1))
+            .await
+            .expect("none"),
         None
     );
 
@@ -2526,14 +2797,13 @@ async fn joined_reads_match_the_single_reads(ctx: Ctx) {
     assert!(deleted.deleted_at.is_some());
     store
         .insert_refresh_token(RefreshToken {
-            token_hash: "deleted".into(),
             grant_id: reset_grant,
             ..token
         })
         .await
         .expect("insert");
     let family = store
-        .get_refresh_family("deleted")
+        .get_refresh_family(&refresh_key(reset_grant, 0))
         .await
         .expect("joined")
         .expect("a deleted account's token is still found");

@@ -1057,6 +1057,34 @@ async fn refresh_tokens_rotate_and_a_reuse_revokes_the_family() {
         StatusCode::OK
     );
 
+    // A token that names r2's row with another secret is unknown: refused, and r2's family
+    // lives on (nothing spent, nothing revoked).
+    let mut forged = r2.secret().clone().into_bytes();
+    let at = forged.len() / 2 + 10;
+    forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+    let forged = RefreshToken::new(String::from_utf8(forged).unwrap());
+    let refused = rp
+        .exchange_refresh_token(&forged)
+        .unwrap()
+        .request_async(&http())
+        .await;
+    assert!(
+        format!("{refused:?}").contains("invalid_grant"),
+        "{refused:?}"
+    );
+    let described: Value = app
+        .http
+        .post(app.url("/introspect"))
+        .basic_auth("offline", Some(&secret))
+        .form(&[("token", r2.secret().as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(described["active"], true, "{described}");
+
     // Reusing the spent r1 fails and ends the family: r2 and its access token die with it.
     let reuse = rp
         .exchange_refresh_token(&r1)

@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 use store::{Account, AuditResult, Client, Grant, NewAuditEvent, RefreshToken, StoreError};
 
 use super::error::{ErrorCode, TokenError};
-use super::hash_handle;
 use super::machine::CREDENTIAL_CLAIM;
+use super::refresh_value::Presented;
 use super::token::{Params, authenticate_client, json_no_store, limit, live_family, single_valued};
 use super::userinfo::{BearerError, Principal, verify_access_token};
 use crate::http::AppState;
@@ -143,10 +143,12 @@ async fn live_refresh_token(
     token: &str,
 ) -> Result<Option<(RefreshToken, Grant, Account)>, StoreError> {
     let now = state.clock.now();
-    let Some(family) = state.store.get_refresh_family(&hash_handle(token)).await? else {
+    let presented = Presented::parse(token);
+    let Some(family) = state.store.get_refresh_family(&presented.key).await? else {
         return Ok(None);
     };
-    if family.token.used_at.is_some()
+    if !presented.matches(&family.token)
+        || family.token.used_at.is_some()
         || family.grant.client_id != client.client_id
         || live_family(state, &family, now).is_err()
     {
@@ -162,9 +164,13 @@ async fn revoke_refresh_token(
     client: &Client,
     token: &str,
 ) -> Result<(), StoreError> {
-    let Some(refresh) = state.store.get_refresh_token(&hash_handle(token)).await? else {
+    let presented = Presented::parse(token);
+    let Some(refresh) = state.store.get_refresh_token(&presented.key).await? else {
         return Ok(());
     };
+    if !presented.matches(&refresh) {
+        return Ok(());
+    }
     let Some(grant) = state.store.get_grant(refresh.grant_id).await? else {
         return Ok(());
     };

@@ -7,6 +7,7 @@ pub mod introspect;
 pub mod jwt;
 pub mod logout;
 pub mod machine;
+pub mod refresh_value;
 pub mod request;
 pub mod token;
 pub mod userinfo;

@@ -14,13 +14,14 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 use store::{
-    Account, AuditResult, Client, CodeRedemption, Grant, NewAuditEvent, RefreshFamily, RefreshToken,
+    Account, AuditResult, Client, CodeRedemption, Grant, NewAuditEvent, RefreshFamily,
+    RefreshToken, RefreshTokenId,
 };
 use time::Duration;
 use uuid::Uuid;
 
 use super::error::{ErrorCode, TokenError};
-use super::{account_claims, hash_handle, jwt, machine};
+use super::{account_claims, hash_handle, jwt, machine, refresh_value};
 use crate::http::AppState;
 
 pub(crate) type Params = Vec<(String, String)>;
@@ -320,38 +321,46 @@ async fn authorization_code(
     Ok(body)
 }
 
-/// A new refresh token of `grant`'s family, valid until idle or `absolute_expires_at`, bound to
-/// the institution's current `settings_version` (a settings change ends it): the row to store
-/// and the value to hand out.
+/// A new refresh token `id` (of its grant's family), valid until idle or `absolute_expires_at`,
+/// bound to the institution's current `settings_version` (a settings change ends it): the row to
+/// store and the value to hand out.
 fn new_refresh_token(
     state: &AppState,
-    grant: &Grant,
+    id: RefreshTokenId,
     version: i64,
     absolute_expires_at: time::OffsetDateTime,
-) -> (RefreshToken, String) {
+) -> Result<(RefreshToken, String), TokenError> {
     let now = state.clock.now();
-    let value = service::random::token();
+    let Some((value, secret_hash)) = refresh_value::issue(id) else {
+        // A family rotated four billion times ends; its client signs the person in again.
+        return Err(BAD_REFRESH);
+    };
     let idle = now + Duration::seconds(i64::from(state.settings.tokens.refresh_idle_seconds));
     let token = RefreshToken {
-        token_hash: hash_handle(&value),
-        grant_id: grant.id,
+        grant_id: id.grant_id,
+        generation: id.generation,
+        secret_hash,
         institution_settings_version: version,
         created_at: now,
         idle_expires_at: idle.min(absolute_expires_at),
         absolute_expires_at,
         used_at: None,
     };
-    (token, value)
+    Ok((token, value))
 }
 
-/// Issues and stores a refresh token of `grant`'s family (see [`new_refresh_token`]).
+/// Issues and stores the first refresh token of `grant`'s family (see [`new_refresh_token`]).
 async fn issue_refresh_token(
     state: &AppState,
     grant: &Grant,
     version: i64,
     absolute_expires_at: time::OffsetDateTime,
 ) -> Result<String, TokenError> {
-    let (token, value) = new_refresh_token(state, grant, version, absolute_expires_at);
+    let id = RefreshTokenId {
+        grant_id: grant.id,
+        generation: 0,
+    };
+    let (token, value) = new_refresh_token(state, id, version, absolute_expires_at)?;
     state
         .store
         .insert_refresh_token(token)
@@ -383,18 +392,21 @@ async fn refresh_token(
         "refresh_token is required",
     ))?;
     let now = state.clock.now();
-    let hash = hash_handle(presented);
+    let presented = refresh_value::Presented::parse(presented);
     // Every check reads; only a refresh that passes them all writes, and then in one grouped
     // transaction that spends the token only if it is still unspent (so of concurrent uses
     // exactly one wins), inserts the successor and appends the audit row.
     let Some(family) = state
         .store
-        .get_refresh_family(&hash)
+        .get_refresh_family(&presented.key)
         .await
         .map_err(TokenError::server)?
     else {
         return Err(BAD_REFRESH);
     };
+    if !presented.matches(&family.token) {
+        return Err(BAD_REFRESH);
+    }
     let RefreshFamily {
         token,
         grant,
@@ -406,7 +418,7 @@ async fn refresh_token(
     }
     if grant.client_id != client.client_id {
         // A token presented by another client is spent and its family ends.
-        spend_refused(state, &hash, now).await?;
+        spend_refused(state, token.id(), now).await?;
         state
             .store
             .revoke_grant(grant.id, now)
@@ -417,11 +429,11 @@ async fn refresh_token(
     match live_family(state, &family, now) {
         Ok(()) => {}
         Err(RefreshRefusal::Dead) => {
-            spend_refused(state, &hash, now).await?;
+            spend_refused(state, token.id(), now).await?;
             return Err(BAD_REFRESH);
         }
         Err(RefreshRefusal::Refused(reason)) => {
-            spend_refused(state, &hash, now).await?;
+            spend_refused(state, token.id(), now).await?;
             revoke_refused(
                 state,
                 grant.id,
@@ -449,14 +461,14 @@ async fn refresh_token(
     let mut body = issue_tokens(state, client, account, grant, None)?;
     let (successor, value) = new_refresh_token(
         state,
-        grant,
+        token.id().successor(),
         institution.settings_version,
         token.absolute_expires_at,
-    );
+    )?;
     let rotated = state
         .store
         .rotate_refresh_token(store::Rotation {
-            spent_hash: hash,
+            spent: token.id(),
             at: now,
             successor,
             audit: audit_event(
@@ -501,12 +513,12 @@ async fn refresh_reused(
 /// Spends a refresh token that is refused, so that it can never be used later.
 async fn spend_refused(
     state: &AppState,
-    hash: &str,
+    id: RefreshTokenId,
     now: time::OffsetDateTime,
 ) -> Result<(), TokenError> {
     state
         .store
-        .redeem_refresh_token(hash, now)
+        .redeem_refresh_token(id, now)
         .await
         .map(|_| ())
         .map_err(TokenError::server)

@@ -501,6 +501,11 @@ pub(crate) mod sql {
          WHERE grant_id = $1 AND generation = $2 AND used_at IS NULL RETURNING ",
         refresh_columns!()
     );
+    /// `$1` grants below, `$2` expired before, `$3` at most so many rows.
+    pub const PURGE_REFRESH: &str = "\
+        DELETE FROM refresh_tokens WHERE (grant_id, generation) IN ( \
+            SELECT grant_id, generation FROM refresh_tokens \
+            WHERE grant_id < $1 AND absolute_expires_at < $2 LIMIT $3)";
     pub const SELECT_REFRESH: &str = concat!(
         "SELECT ",
         refresh_columns!(),
@@ -1986,6 +1991,22 @@ macro_rules! impl_store {
                     }
                     .map_err(db)?;
                     row.as_ref().map(refresh_from_row).transpose()
+                }
+
+                async fn purge_refresh_tokens(
+                    &self,
+                    grants_below: Uuid,
+                    expired_before: OffsetDateTime,
+                    limit: u32,
+                ) -> Result<u64> {
+                    let done = sqlx::query(sql::PURGE_REFRESH)
+                        .bind(grants_below)
+                        .bind(ts(expired_before))
+                        .bind(i64::from(limit))
+                        .execute(&self.writer)
+                        .await
+                        .map_err(db)?;
+                    Ok(done.rows_affected())
                 }
 
                 async fn redeem_refresh_token(

@@ -269,6 +269,17 @@ pub trait Store: Send + Sync + 'static {
     /// A refresh token by its key, spent or not, with its grant, account and institution, as of
     /// one moment; None if the token is unknown. The caller checks the secret.
     async fn get_refresh_family(&self, key: &RefreshKey) -> Result<Option<RefreshFamily>>;
+    /// Deletes up to `limit` refresh tokens whose family reached its absolute expiry before
+    /// `expired_before`, looking only at grants whose ID is below `grants_below` (grant IDs are
+    /// UUIDv7, so this is a creation time: the caller passes one that every expired family's
+    /// grant precedes, and the look-up stays on the old end of the key). Returns how many were
+    /// deleted.
+    async fn purge_refresh_tokens(
+        &self,
+        grants_below: Uuid,
+        expired_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<u64>;
     /// Spends a refresh token atomically: of concurrent uses exactly one sees `Redeemed`.
     async fn redeem_refresh_token(
         &self,

@@ -430,6 +430,7 @@ contract!(
     refresh_tokens_are_redeemed_exactly_once,
     grouped_refresh_inserts_fail_only_the_bad_row,
     refresh_rotation_spends_once_and_writes_only_the_winner,
+    refresh_tokens_of_ended_families_are_purged,
     search_accounts_filters_and_pages,
     change_account_applies_and_ends_access,
     revoke_grants_of_account,
@@ -1063,6 +1064,85 @@ async fn grouped_refresh_inserts_fail_only_the_bad_row(ctx: Ctx) {
         .expect("get")
         .expect("the first insert stands");
     assert_eq!(kept.secret_hash, "secret 1000");
+}
+
+async fn refresh_tokens_of_ended_families_are_purged(ctx: Ctx) {
+    // Only families past their absolute expiry go, a batch at a time, and only among the
+    // grants below the bound.
+    let store = &*ctx.store;
+    let (master, _) = clinic(store).await;
+    let ended = grant_for(store, master.id).await;
+    let living = grant_for(store, master.id).await;
+    let t = now();
+    let token = |grant_id: Uuid, generation: i64, absolute: OffsetDateTime| RefreshToken {
+        grant_id,
+        generation,
+        secret_hash: format!("{grant_id} {generation}"),
+        institution_settings_version: 1,
+        created_at: t - Duration::days(31),
+        idle_expires_at: absolute.min(t + Duration::hours(1)),
+        absolute_expires_at: absolute,
+        used_at: None,
+    };
+    for generation in 0..3 {
+        store
+            .insert_refresh_token(token(ended, generation, t - Duration::seconds(1)))
+            .await
+            .expect("insert");
+    }
+    for generation in 0..2 {
+        store
+            .insert_refresh_token(token(living, generation, t + Duration::days(1)))
+            .await
+            .expect("insert");
+    }
+    let all = Uuid::from_bytes([0xff; 16]);
+    assert_eq!(
+        store
+            .purge_refresh_tokens(Uuid::nil(), t, 10)
+            .await
+            .expect("purge"),
+        0,
+        "no grant below the bound"
+    );
+    assert_eq!(
+        store
+            .purge_refresh_tokens(all, t - Duration::seconds(2), 10)
+            .await
+            .expect("purge"),
+        0,
+        "not yet ended at that time"
+    );
+    assert_eq!(
+        store.purge_refresh_tokens(all, t, 2).await.expect("purge"),
+        2
+    );
+    assert_eq!(
+        store.purge_refresh_tokens(all, t, 2).await.expect("purge"),
+        1
+    );
+    assert_eq!(
+        store.purge_refresh_tokens(all, t, 2).await.expect("purge"),
+        0
+    );
+    for generation in 0..3 {
+        assert_eq!(
+            store
+                .get_refresh_token(&refresh_key(ended, generation))
+                .await
+                .expect("get"),
+            None
+        );
+    }
+    for generation in 0..2 {
+        assert_eq!(
+            store
+                .get_refresh_token(&refresh_key(living, generation))
+                .await
+                .expect("get"),
+            Some(token(living, generation, t + Duration::days(1)))
+        );
+    }
 }
 
 fn refresh_key(grant_id: Uuid, generation: i64) -> RefreshKey {

@@ -203,7 +203,7 @@ impl Application {
         let reloader = tokio::spawn(reload_keys(state.clone()));
         let bulk_runner = tokio::spawn(state.bulk.clone().run());
         let purger = tokio::spawn(purge_initial_passwords(state.clone()));
-        let token_purger = tokio::spawn(purge_refresh_tokens(state.clone()));
+        let token_purger = tokio::spawn(purge_ended_tokens(state.clone()));
         let router = http::router(state);
         tracing::info!(address = %self.listener.local_addr()?, "serving");
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
@@ -284,22 +284,29 @@ async fn purge_initial_passwords(state: AppState) {
     }
 }
 
-/// How often refresh tokens of ended families are looked for, and how many one statement
-/// deletes (a short write, so that token requests do not wait behind it).
-const REFRESH_PURGE_EVERY: Duration = Duration::from_secs(600);
+/// How often ended tokens are looked for, and how many refresh tokens one statement deletes (a
+/// short write, so that token requests do not wait behind it).
+const TOKEN_PURGE_EVERY: Duration = Duration::from_secs(600);
 const REFRESH_PURGE_BATCH: u32 = 500;
 
-/// Deletes the refresh tokens of families past their absolute expiry: none of them can be used
-/// again, and every refresh adds a row. A family's absolute expiry is at least
-/// `tokens.refresh_absolute_seconds` (as configured when it began) after its grant was created,
-/// so only grants created before now minus the current setting are looked at: the old end of
-/// the table's key. Families begun under a longer setting go once they fall in that range. Runs
-/// at start and then every ten minutes; every node may run it, a delete is idempotent.
-async fn purge_refresh_tokens(state: AppState) {
-    let mut tick = tokio::time::interval(REFRESH_PURGE_EVERY);
+/// Forgets what only ended tokens need, at start and then every ten minutes; every node may run
+/// it, a delete is idempotent.
+///
+/// - The refresh tokens of families past their absolute expiry: none of them can be used again,
+///   and every refresh adds a row. A family's absolute expiry is at least
+///   `tokens.refresh_absolute_seconds` (as configured when it began) after its grant was
+///   created, so only grants created before now minus the current setting are looked at: the
+///   old end of the table's key. Families begun under a longer setting go once they fall in
+///   that range.
+/// - The revocations of service tokens that have expired since.
+async fn purge_ended_tokens(state: AppState) {
+    let mut tick = tokio::time::interval(TOKEN_PURGE_EVERY);
     loop {
         tick.tick().await;
         let now = state.clock.now();
+        if let Err(e) = state.store.purge_revoked_access_tokens(now).await {
+            tracing::warn!(error = %e, "purging expired revocations failed");
+        }
         let absolute =
             time::Duration::seconds(i64::from(state.settings.tokens.refresh_absolute_seconds));
         let below = uuid_v7_floor(now - absolute);

@@ -506,6 +506,13 @@ pub(crate) mod sql {
         DELETE FROM refresh_tokens WHERE (grant_id, generation) IN ( \
             SELECT grant_id, generation FROM refresh_tokens \
             WHERE grant_id < $1 AND absolute_expires_at < $2 LIMIT $3)";
+    pub const REVOKE_ACCESS_TOKEN: &str = "\
+        INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) \
+        ON CONFLICT (jti) DO NOTHING";
+    pub const ACCESS_TOKEN_REVOKED: &str =
+        "SELECT 1 AS revoked FROM revoked_access_tokens WHERE jti = $1";
+    pub const PURGE_REVOKED_ACCESS_TOKENS: &str =
+        "DELETE FROM revoked_access_tokens WHERE expires_at < $1";
     pub const SELECT_REFRESH: &str = concat!(
         "SELECT ",
         refresh_columns!(),
@@ -2003,6 +2010,50 @@ macro_rules! impl_store {
                         .bind(grants_below)
                         .bind(ts(expired_before))
                         .bind(i64::from(limit))
+                        .execute(&self.writer)
+                        .await
+                        .map_err(db)?;
+                    Ok(done.rows_affected())
+                }
+
+                async fn revoke_access_token(
+                    &self,
+                    jti: &str,
+                    expires_at: OffsetDateTime,
+                    audit: NewAuditEvent,
+                ) -> Result<bool> {
+                    let mut tx = self.begin_write().await?;
+                    let done = sqlx::query(sql::REVOKE_ACCESS_TOKEN)
+                        .bind(jti)
+                        .bind(ts(expires_at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    let revoked = done.rows_affected() == 1;
+                    if revoked {
+                        insert_audit(&mut tx, &audit).await?;
+                    }
+                    tx.commit().await.map_err(db)?;
+                    Ok(revoked)
+                }
+
+                async fn access_token_revoked(&self, jti: &str) -> Result<bool> {
+                    if let Some(inline) = self.inline() {
+                        return Ok(inline
+                            .optional(sql::ACCESS_TOKEN_REVOKED, &[&jti], |_| Ok(()))?
+                            .is_some());
+                    }
+                    let row = sqlx::query(sql::ACCESS_TOKEN_REVOKED)
+                        .bind(jti)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)?;
+                    Ok(row.is_some())
+                }
+
+                async fn purge_revoked_access_tokens(&self, before: OffsetDateTime) -> Result<u64> {
+                    let done = sqlx::query(sql::PURGE_REVOKED_ACCESS_TOKENS)
+                        .bind(ts(before))
                         .execute(&self.writer)
                         .await
                         .map_err(db)?;

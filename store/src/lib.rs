@@ -280,6 +280,20 @@ pub trait Store: Send + Sync + 'static {
         expired_before: OffsetDateTime,
         limit: u32,
     ) -> Result<u64>;
+    /// Records that the access token `jti` (one without a grant) is revoked, until `expires_at`
+    /// when it would end anyway, with its audit row, in one transaction. Revoking it again
+    /// keeps the first record and writes no second audit row; returns whether this call revoked
+    /// it.
+    async fn revoke_access_token(
+        &self,
+        jti: &str,
+        expires_at: OffsetDateTime,
+        audit: NewAuditEvent,
+    ) -> Result<bool>;
+    /// Whether the access token `jti` has been revoked (see [`Store::revoke_access_token`]).
+    async fn access_token_revoked(&self, jti: &str) -> Result<bool>;
+    /// Forgets the revocations of tokens that expired before `before`; returns how many.
+    async fn purge_revoked_access_tokens(&self, before: OffsetDateTime) -> Result<u64>;
     /// Spends a refresh token atomically: of concurrent uses exactly one sees `Redeemed`.
     async fn redeem_refresh_token(
         &self,

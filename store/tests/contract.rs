@@ -431,6 +431,7 @@ contract!(
     grouped_refresh_inserts_fail_only_the_bad_row,
     refresh_rotation_spends_once_and_writes_only_the_winner,
     refresh_tokens_of_ended_families_are_purged,
+    access_tokens_are_revoked_once_until_they_expire,
     search_accounts_filters_and_pages,
     change_account_applies_and_ends_access,
     revoke_grants_of_account,
@@ -1143,6 +1144,55 @@ async fn refresh_tokens_of_ended_families_are_purged(ctx: Ctx) {
             Some(token(living, generation, t + Duration::days(1)))
         );
     }
+}
+
+async fn access_tokens_are_revoked_once_until_they_expire(ctx: Ctx) {
+    let store = &*ctx.store;
+    let t = now();
+    assert!(!store.access_token_revoked("j1").await.expect("read"));
+    let revoke = |jti: &'static str, expires_at: OffsetDateTime| {
+        store.revoke_access_token(
+            jti,
+            expires_at,
+            audit_event(&format!("token.revoke {jti}"), None, t),
+        )
+    };
+    assert!(revoke("j1", t + Duration::hours(1)).await.expect("revoke"));
+    assert!(
+        !revoke("j1", t + Duration::hours(2)).await.expect("again"),
+        "once"
+    );
+    assert!(
+        revoke("j2", t - Duration::seconds(1))
+            .await
+            .expect("revoke")
+    );
+    assert!(store.access_token_revoked("j1").await.expect("read"));
+    assert!(store.access_token_revoked("j2").await.expect("read"));
+    assert!(!store.access_token_revoked("j3").await.expect("read"));
+    let log = audit_log(store).await;
+    assert_eq!(
+        log.iter()
+            .filter(|e| e.event.kind == "token.revoke j1")
+            .count(),
+        1,
+        "one audit row for one revocation"
+    );
+    // The first expiry stands: j1 is forgotten only after its first expiry has passed.
+    assert_eq!(
+        store.purge_revoked_access_tokens(t).await.expect("purge"),
+        1
+    );
+    assert!(!store.access_token_revoked("j2").await.expect("read"));
+    assert!(store.access_token_revoked("j1").await.expect("read"));
+    assert_eq!(
+        store
+            .purge_revoked_access_tokens(t + Duration::hours(1) + Duration::seconds(1))
+            .await
+            .expect("purge"),
+        1
+    );
+    assert!(!store.access_token_revoked("j1").await.expect("read"));
 }
 
 fn refresh_key(grant_id: Uuid, generation: i64) -> RefreshKey {

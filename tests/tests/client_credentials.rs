@@ -878,16 +878,37 @@ async fn registered_clients_get_service_tokens_for_their_own_scopes() {
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    // Revocation has no grant to end: 200, and the token lives until it expires.
-    let revoked = app
-        .http
-        .post(app.url("/revoke"))
-        .basic_auth("batch", Some(&batch))
-        .form(&[("token", access.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), StatusCode::OK);
+    // Revocation: another client's attempt does nothing (200 all the same, RFC 7009 §2.2); the
+    // owner's ends this token at once, and only this one, and is audited once.
+    let revoke = |client: &'static str, secret: String, token: String| async move {
+        app.http
+            .post(app.url("/revoke"))
+            .basic_auth(client, Some(&secret))
+            .form(&[("token", token.as_str())])
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(
+        revoke(RS, w.rs_secret.clone(), access.clone()).await,
+        StatusCode::OK
+    );
+    assert_eq!(w.introspect(&access).await["active"], true);
+    for _ in 0..2 {
+        assert_eq!(
+            revoke("batch", batch.clone(), access.clone()).await,
+            StatusCode::OK
+        );
+        assert_eq!(w.introspect(&access).await, json!({"active": false}));
+    }
+    let other = all.body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        w.introspect(&other).await["active"],
+        true,
+        "only the one revoked"
+    );
+    assert_eq!(w.audit_reasons("token.revoke").await, ["service_token"]);
     app.clock.advance(time::Duration::seconds(301));
-    assert_eq!(w.introspect(&access).await, json!({"active": false}));
+    assert_eq!(w.introspect(&other).await, json!({"active": false}));
 }

@@ -11,9 +11,10 @@
 //!
 //! Revocation answers 200 whatever the token was (RFC 7009 §2.2) and acts only on tokens issued
 //! to the calling client: an access or refresh token of a grant revokes the whole grant, so every
-//! token issued with it (the refresh family included) stops working at once. `client_credentials`
-//! tokens are stateless: they end by expiry, or at once when the machine account is locked,
-//! disabled, deleted or reset.
+//! token issued with it (the refresh family included) stops working at once. A client's own
+//! `client_credentials` token has no grant: its `jti` is recorded as revoked until it expires.
+//! A machine account's tokens are not revoked here (the account is no client of this endpoint):
+//! they end by expiry, or at once when the account is locked, disabled, deleted or reset.
 
 use axum::Form;
 use axum::extract::State;
@@ -117,17 +118,62 @@ pub async fn revoke(
         // Invalid, expired or already revoked: nothing to do, and nothing to tell.
         Err(_) => return StatusCode::OK.into_response(),
     };
-    // Stateless client_credentials tokens have no grant to revoke; they expire.
-    let Principal::Grant { grant, account } = &verified.principal else {
-        return StatusCode::OK.into_response();
+    let revoked = match &verified.principal {
+        Principal::Grant { grant, account } if grant.client_id == client.client_id => {
+            revoke_grant(&state, &client, grant, Some(account), "access_token").await
+        }
+        Principal::Service { client: owner } if owner.client_id == client.client_id => {
+            revoke_service_token(&state, &client, &verified.claims).await
+        }
+        // Another client's token, or a machine account's (which ends with the account's lock,
+        // reset, disabling or deletion, or by expiry).
+        _ => Ok(()),
     };
-    if grant.client_id != client.client_id {
-        return StatusCode::OK.into_response();
-    }
-    match revoke_grant(&state, &client, grant, Some(account), "access_token").await {
+    match revoked {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => TokenError::server(e).into_response(),
     }
+}
+
+/// Revokes a client's own `client_credentials` token: it has no grant, so its `jti` is recorded
+/// until the token's expiry.
+async fn revoke_service_token(
+    state: &AppState,
+    client: &Client,
+    claims: &Value,
+) -> Result<(), StoreError> {
+    let (Some(jti), Some(expires_at)) = (
+        claims.get("jti").and_then(Value::as_str),
+        claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .and_then(|exp| time::OffsetDateTime::from_unix_timestamp(exp).ok()),
+    ) else {
+        // A verified service token always has both; nothing to record without them.
+        return Ok(());
+    };
+    let now = state.clock.now();
+    state
+        .store
+        .revoke_access_token(
+            jti,
+            expires_at,
+            NewAuditEvent {
+                at: now,
+                kind: "token.revoke".into(),
+                actor_account_id: None,
+                actor: format!("client:{}", client.client_id),
+                target_account_id: None,
+                target: Some(client.client_id.clone()),
+                institution_code: None,
+                ip: None,
+                user_agent: None,
+                result: AuditResult::Success,
+                reason: Some("service_token".into()),
+            },
+        )
+        .await
+        .map(|_| ())
 }
 
 /// Refresh tokens are opaque handles (base64url, never a `.`); access tokens are JWTs.

@@ -200,6 +200,16 @@ pub async fn verify_access_token(state: &AppState, token: &str) -> Result<Verifi
     if !still_allowed {
         return Err(BearerError::Invalid);
     }
+    // A service token has no grant: one revoked at `/revoke` is recorded by its `jti`.
+    let jti = str_claim("jti").ok_or(BearerError::Invalid)?;
+    if state
+        .store
+        .access_token_revoked(jti)
+        .await
+        .map_err(BearerError::Server)?
+    {
+        return Err(BearerError::Invalid);
+    }
     Ok(Verified {
         claims,
         scopes,

@@ -1223,7 +1223,13 @@ async fn refresh_rotation_spends_once_and_writes_only_the_winner(ctx: Ctx) {
     };
     // Old token i is generation 2i of one family or, for odd i, of another; its successor is
     // generation 2i + 1.
-    let family = |i: usize| if i % 2 == 0 { grant_id } else { other_grant };
+    let family = |i: usize| {
+        if i.is_multiple_of(2) {
+            grant_id
+        } else {
+            other_grant
+        }
+    };
     let old = |i: usize| RefreshTokenId {
         grant_id: family(i),
         generation: 2 * i as i64,

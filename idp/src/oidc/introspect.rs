@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use store::{Account, AuditResult, Client, Grant, NewAuditEvent, RefreshToken, StoreError};
 
 use super::error::{ErrorCode, TokenError};
-use super::machine::CREDENTIAL_CLAIM;
+use super::machine::{CREDENTIAL_CLAIM, service_token_event};
 use super::refresh_value::Presented;
 use super::token::{Params, authenticate_client, json_no_store, limit, live_family, single_valued};
 use super::userinfo::{BearerError, Principal, verify_access_token};
@@ -158,19 +158,7 @@ async fn revoke_service_token(
         .revoke_access_token(
             jti,
             expires_at,
-            NewAuditEvent {
-                at: now,
-                kind: "token.revoke".into(),
-                actor_account_id: None,
-                actor: format!("client:{}", client.client_id),
-                target_account_id: None,
-                target: Some(client.client_id.clone()),
-                institution_code: None,
-                ip: None,
-                user_agent: None,
-                result: AuditResult::Success,
-                reason: Some("service_token".into()),
-            },
+            service_token_event(&client.client_id, "token.revoke", "service_token", now),
         )
         .await
         .map(|_| ())
@@ -211,20 +199,17 @@ async fn revoke_refresh_token(
     token: &str,
 ) -> Result<(), StoreError> {
     let presented = Presented::parse(token);
-    let Some(refresh) = state.store.get_refresh_token(&presented.key).await? else {
+    let Some(family) = state.store.get_refresh_family(&presented.key).await? else {
         return Ok(());
     };
-    if !presented.matches(&refresh) {
+    let grant = &family.grant;
+    if !presented.matches(&family.token)
+        || grant.client_id != client.client_id
+        || grant.revoked_at.is_some()
+    {
         return Ok(());
     }
-    let Some(grant) = state.store.get_grant(refresh.grant_id).await? else {
-        return Ok(());
-    };
-    if grant.client_id != client.client_id || grant.revoked_at.is_some() {
-        return Ok(());
-    }
-    let account = state.store.get_account(grant.account_id).await?;
-    revoke_grant(state, client, &grant, account.as_ref(), "refresh_token").await
+    revoke_grant(state, client, grant, Some(&family.account), "refresh_token").await
 }
 
 /// Revokes `grant` and audits it (`reason`: which kind of token was presented).

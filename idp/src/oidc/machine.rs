@@ -186,19 +186,12 @@ pub(crate) async fn service_token(
     .map_err(TokenError::server)?;
     state
         .store
-        .append_audit(NewAuditEvent {
-            at: now,
-            kind: "token.issue".into(),
-            actor_account_id: None,
-            actor: format!("client:{}", client.client_id),
-            target_account_id: None,
-            target: Some(client.client_id.clone()),
-            institution_code: None,
-            ip: None,
-            user_agent: None,
-            result: AuditResult::Success,
-            reason: Some("client_credentials".into()),
-        })
+        .append_audit(service_token_event(
+            &client.client_id,
+            "token.issue",
+            "client_credentials",
+            now,
+        ))
         .await
         .map_err(TokenError::server)?;
     Ok(token_response(token, ttl, &scopes))
@@ -212,6 +205,29 @@ fn token_response(token: String, ttl: i64, scopes: &[String]) -> Value {
         "expires_in": ttl,
         "scope": scopes.join(" "),
     })
+}
+
+/// The audit row of something a registered client did with its own service token (issue,
+/// revocation): the client is both actor and target; no account is involved.
+pub(crate) fn service_token_event(
+    client_id: &str,
+    kind: &str,
+    reason: &str,
+    at: time::OffsetDateTime,
+) -> NewAuditEvent {
+    NewAuditEvent {
+        at,
+        kind: kind.into(),
+        actor_account_id: None,
+        actor: format!("client:{client_id}"),
+        target_account_id: None,
+        target: Some(client_id.to_owned()),
+        institution_code: None,
+        ip: None,
+        user_agent: None,
+        result: AuditResult::Success,
+        reason: Some(reason.to_owned()),
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,6 @@ use service::second_factor::SecondFactorService;
 use service::{Clock, PasswordHasher, Sealer, SecretDigester};
 use store::Store;
 use tokio::net::TcpListener;
-use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::http::{self, AppState};
@@ -203,7 +202,7 @@ impl Application {
         let reloader = tokio::spawn(reload_keys(state.clone()));
         let bulk_runner = tokio::spawn(state.bulk.clone().run());
         let purger = tokio::spawn(purge_initial_passwords(state.clone()));
-        let token_purger = tokio::spawn(purge_ended_tokens(state.clone()));
+        let sign_in_purger = tokio::spawn(crate::retention::purge_ended_sign_ins(state.clone()));
         let router = http::router(state);
         tracing::info!(address = %self.listener.local_addr()?, "serving");
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
@@ -231,7 +230,7 @@ impl Application {
         reloader.abort();
         bulk_runner.abort();
         purger.abort();
-        token_purger.abort();
+        sign_in_purger.abort();
         result??;
         tracing::info!("stopped");
         Ok(())
@@ -282,68 +281,6 @@ async fn purge_initial_passwords(state: AppState) {
             Err(e) => tracing::warn!(error = %e, "purging expired initial passwords failed"),
         }
     }
-}
-
-/// How often ended tokens are looked for, and how many refresh tokens one statement deletes (a
-/// short write, so that token requests do not wait behind it).
-const TOKEN_PURGE_EVERY: Duration = Duration::from_secs(600);
-const REFRESH_PURGE_BATCH: u32 = 500;
-
-/// Forgets what only ended tokens need, at start and then every ten minutes; every node may run
-/// it, a delete is idempotent.
-///
-/// - The refresh tokens of families past their absolute expiry: none of them can be used again,
-///   and every refresh adds a row. A family's absolute expiry is at least
-///   `tokens.refresh_absolute_seconds` (as configured when it began) after its grant was
-///   created, so only grants created before now minus the current setting are looked at: the
-///   old end of the table's key. Families begun under a longer setting go once they fall in
-///   that range.
-/// - The revocations of service tokens that have expired since.
-async fn purge_ended_tokens(state: AppState) {
-    let mut tick = tokio::time::interval(TOKEN_PURGE_EVERY);
-    loop {
-        tick.tick().await;
-        let now = state.clock.now();
-        if let Err(e) = state.store.purge_revoked_access_tokens(now).await {
-            tracing::warn!(error = %e, "purging expired revocations failed");
-        }
-        let absolute =
-            time::Duration::seconds(i64::from(state.settings.tokens.refresh_absolute_seconds));
-        let below = uuid_v7_floor(now - absolute);
-        let mut purged = 0;
-        loop {
-            match state
-                .store
-                .purge_refresh_tokens(below, now, REFRESH_PURGE_BATCH)
-                .await
-            {
-                Ok(n) => {
-                    purged += n;
-                    if n < u64::from(REFRESH_PURGE_BATCH) {
-                        break;
-                    }
-                    tokio::task::yield_now().await;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "purging ended refresh token families failed");
-                    break;
-                }
-            }
-        }
-        if purged > 0 {
-            tracing::info!(tokens = purged, "purged refresh tokens of ended families");
-        }
-    }
-}
-
-/// The smallest UUIDv7 of the millisecond `at`: every v7 ID made earlier sorts below it, bytewise
-/// as both stores compare them.
-fn uuid_v7_floor(at: time::OffsetDateTime) -> Uuid {
-    let millis = u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
-    let mut bytes = [0u8; 16];
-    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
-    bytes[6] = 0x70;
-    Uuid::from_bytes(bytes)
 }
 
 async fn bootstrap_operator(services: &Services) -> anyhow::Result<Option<IssuedCredential>> {
@@ -435,27 +372,6 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::redact_url;
-
-    #[test]
-    fn the_v7_floor_of_a_moment_is_above_every_earlier_id_and_below_every_later_one() {
-        use uuid::{NoContext, Timestamp, Uuid};
-        let at = time::macros::datetime!(2026-12-04 22:30:00.123 UTC);
-        let floor = super::uuid_v7_floor(at);
-        let id_at = |t: time::OffsetDateTime| {
-            let nanos = t.unix_timestamp_nanos();
-            let seconds = u64::try_from(nanos / 1_000_000_000).unwrap();
-            let subsec = u32::try_from(nanos % 1_000_000_000).unwrap();
-            Uuid::new_v7(Timestamp::from_unix(NoContext, seconds, subsec))
-        };
-        for _ in 0..100 {
-            assert!(id_at(at - time::Duration::milliseconds(1)) < floor);
-            assert!(id_at(at - time::Duration::days(400)) < floor);
-            assert!(floor <= id_at(at));
-            assert!(floor < id_at(at + time::Duration::milliseconds(1)));
-        }
-        // Both stores compare the 16 bytes in order, as `Uuid`'s `Ord` does.
-        assert!(floor.as_bytes() <= id_at(at).as_bytes());
-    }
 
     #[test]
     fn a_generated_kek_and_its_directory_are_owner_only() {

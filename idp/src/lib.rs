@@ -11,6 +11,7 @@ pub mod http;
 pub mod keys;
 pub mod oidc;
 pub mod pages;
+pub mod retention;
 pub mod session;
 pub mod telemetry;
 

@@ -275,7 +275,8 @@ pub(crate) mod sql {
             "g.id AS g_id, g.account_id AS g_account_id, g.client_id AS g_client_id, \
              g.session_id_hash AS g_session_id_hash, g.scopes AS g_scopes, \
              g.auth_time AS g_auth_time, g.amr AS g_amr, g.acr AS g_acr, \
-             g.created_at AS g_created_at, g.revoked_at AS g_revoked_at"
+             g.created_at AS g_created_at, g.revoked_at AS g_revoked_at, \
+             g.retain_until AS g_retain_until"
         };
     }
     macro_rules! refresh_columns {
@@ -482,18 +483,18 @@ pub(crate) mod sql {
 
     pub const INSERT_GRANT: &str = "\
         INSERT INTO grants (id, account_id, client_id, session_id_hash, scopes, auth_time, amr, \
-            acr, created_at, revoked_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+            acr, created_at, revoked_at, retain_until) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
     pub const SELECT_GRANT: &str = "\
         SELECT id, account_id, client_id, session_id_hash, scopes, auth_time, amr, acr, \
-            created_at, revoked_at \
+            created_at, revoked_at, retain_until \
         FROM grants WHERE id = $1";
     /// Revoking twice keeps the first revocation time.
     pub const REVOKE_GRANT: &str =
         "UPDATE grants SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1";
     pub const GRANTS_OF_SESSION: &str = "\
         SELECT id, account_id, client_id, session_id_hash, scopes, auth_time, amr, acr, \
-            created_at, revoked_at \
+            created_at, revoked_at, retain_until \
         FROM grants WHERE session_id_hash = $1 ORDER BY created_at, id";
     /// One statement: of concurrent uses exactly one updates the row.
     pub const REDEEM_REFRESH: &str = concat!(
@@ -506,6 +507,33 @@ pub(crate) mod sql {
         DELETE FROM refresh_tokens WHERE (grant_id, generation) IN ( \
             SELECT grant_id, generation FROM refresh_tokens \
             WHERE grant_id < $1 AND absolute_expires_at < $2 LIMIT $3)";
+    /// `$1` expired before, `$2` at most so many rows.
+    pub const PURGE_SESSIONS: &str = "\
+        DELETE FROM sessions WHERE id_hash IN ( \
+            SELECT id_hash FROM sessions WHERE expires_at < $1 LIMIT $2)";
+    /// The grants [`PURGE_GRANTS`] may delete: kept long enough, and nothing refers to them
+    /// but their codes. `$1` retained before, `$2` at most so many rows.
+    macro_rules! purgeable_grants {
+        () => {
+            "SELECT id FROM grants g WHERE retain_until < $1 \
+                AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = g.id) \
+                AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id_hash = g.session_id_hash) \
+             ORDER BY retain_until, id LIMIT $2"
+        };
+    }
+    pub const PURGE_GRANT_CODES: &str = concat!(
+        "DELETE FROM authorization_codes WHERE grant_id IN (",
+        purgeable_grants!(),
+        ")"
+    );
+    /// After [`PURGE_GRANT_CODES`] in the same transaction. A grant that still has a code (one
+    /// chosen by a concurrent purge's different batch on PostgreSQL) waits for the next round
+    /// instead of failing the foreign key.
+    pub const PURGE_GRANTS: &str = concat!(
+        "DELETE FROM grants WHERE id IN (",
+        purgeable_grants!(),
+        ") AND NOT EXISTS (SELECT 1 FROM authorization_codes c WHERE c.grant_id = grants.id)"
+    );
     pub const REVOKE_ACCESS_TOKEN: &str = "\
         INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) \
         ON CONFLICT (jti) DO NOTHING";
@@ -1810,6 +1838,7 @@ macro_rules! impl_store {
                         .bind(&grant.acr)
                         .bind(ts(grant.created_at))
                         .bind(ts_opt(grant.revoked_at))
+                        .bind(ts(grant.retain_until))
                         .execute(&mut *tx)
                         .await
                         .map_err(on_write("grant"))?;
@@ -2013,6 +2042,42 @@ macro_rules! impl_store {
                         .execute(&self.writer)
                         .await
                         .map_err(db)?;
+                    Ok(done.rows_affected())
+                }
+
+                async fn purge_sessions(
+                    &self,
+                    expired_before: OffsetDateTime,
+                    limit: u32,
+                ) -> Result<u64> {
+                    let done = sqlx::query(sql::PURGE_SESSIONS)
+                        .bind(ts(expired_before))
+                        .bind(i64::from(limit))
+                        .execute(&self.writer)
+                        .await
+                        .map_err(db)?;
+                    Ok(done.rows_affected())
+                }
+
+                async fn purge_grants(
+                    &self,
+                    retained_before: OffsetDateTime,
+                    limit: u32,
+                ) -> Result<u64> {
+                    let mut tx = self.begin_write().await?;
+                    sqlx::query(sql::PURGE_GRANT_CODES)
+                        .bind(ts(retained_before))
+                        .bind(i64::from(limit))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    let done = sqlx::query(sql::PURGE_GRANTS)
+                        .bind(ts(retained_before))
+                        .bind(i64::from(limit))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    tx.commit().await.map_err(db)?;
                     Ok(done.rows_affected())
                 }
 

@@ -280,6 +280,13 @@ pub trait Store: Send + Sync + 'static {
         expired_before: OffsetDateTime,
         limit: u32,
     ) -> Result<u64>;
+    /// Deletes up to `limit` grants kept past `retained_before` (their `retain_until`) that no
+    /// refresh token and no session refers to any longer, with their authorization codes, in
+    /// one transaction. Returns how many grants were deleted.
+    async fn purge_grants(&self, retained_before: OffsetDateTime, limit: u32) -> Result<u64>;
+    /// Deletes up to `limit` sessions whose absolute expiry is before `expired_before`; returns
+    /// how many.
+    async fn purge_sessions(&self, expired_before: OffsetDateTime, limit: u32) -> Result<u64>;
     /// Records that the access token `jti` (one without a grant) is revoked, until `expires_at`
     /// when it would end anyway, with its audit row, in one transaction. Revoking it again
     /// keeps the first record and writes no second audit row; returns whether this call revoked

@@ -326,6 +326,9 @@ pub struct Grant {
     pub acr: String,
     pub created_at: OffsetDateTime,
     pub revoked_at: Option<OffsetDateTime>,
+    /// The grant and its codes are deleted after this, once no refresh token and no session
+    /// refers to it ([`crate::Store::purge_grants`]).
+    pub retain_until: OffsetDateTime,
 }
 
 /// A single-use authorization code. Only the SHA-256 of the code is stored.
@@ -345,6 +348,9 @@ pub struct AuthorizationCode {
 
 /// The outcome of redeeming a code.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Returned once per redemption and taken apart at once: boxing the grant would only add an
+// allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum CodeRedemption {
     /// First use: the code is now spent.
     Redeemed {
@@ -434,6 +440,9 @@ pub struct Rotation {
 
 /// The outcome of using a refresh token.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Returned once per redemption and taken apart at once: boxing the grant would only add an
+// allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum RefreshRedemption {
     /// First use: the token is now rotated out; the caller issues its successor.
     Redeemed {

@@ -222,6 +222,7 @@ pub(crate) fn grant_from_prefixed_row(row: &impl Columns, prefix: &str) -> Resul
         acr: row.col(&name("acr"))?,
         created_at: row.col(&name("created_at"))?,
         revoked_at: row.col(&name("revoked_at"))?,
+        retain_until: row.col(&name("retain_until"))?,
     })
 }
 

@@ -431,6 +431,7 @@ contract!(
     grouped_refresh_inserts_fail_only_the_bad_row,
     refresh_rotation_spends_once_and_writes_only_the_winner,
     refresh_tokens_of_ended_families_are_purged,
+    grants_are_purged_with_their_codes_once_nothing_refers_to_them,
     access_tokens_are_revoked_once_until_they_expire,
     search_accounts_filters_and_pages,
     change_account_applies_and_ends_access,
@@ -1146,6 +1147,91 @@ async fn refresh_tokens_of_ended_families_are_purged(ctx: Ctx) {
     }
 }
 
+async fn grants_are_purged_with_their_codes_once_nothing_refers_to_them(ctx: Ctx) {
+    // A grant goes with its code after its `retain_until`, but only once no session and no
+    // refresh token refers to it; a session goes after its absolute expiry.
+    let store = &*ctx.store;
+    let (master, _) = clinic(store).await;
+    let t = now();
+    let past = t - Duration::seconds(1);
+    store
+        .create_session(session_of("s-short", master.id))
+        .await
+        .expect("session");
+    let long = Session {
+        expires_at: t + Duration::days(2),
+        ..session_of("s-long", master.id)
+    };
+    store.create_session(long).await.expect("session");
+    let plain = grant_with(store, master.id, None, past).await;
+    let in_short = grant_with(store, master.id, Some("s-short"), past).await;
+    let in_long = grant_with(store, master.id, Some("s-long"), past).await;
+    let with_refresh = grant_with(store, master.id, None, past).await;
+    let young = grant_with(store, master.id, None, t + Duration::hours(1)).await;
+    store
+        .insert_refresh_token(RefreshToken {
+            grant_id: with_refresh,
+            generation: 0,
+            secret_hash: "secret".into(),
+            institution_settings_version: 1,
+            created_at: t,
+            idle_expires_at: t + Duration::hours(1),
+            absolute_expires_at: t + Duration::hours(1),
+            used_at: None,
+        })
+        .await
+        .expect("refresh token");
+    let exists = |id: Uuid| async move { store.get_grant(id).await.expect("get").is_some() };
+
+    assert_eq!(store.purge_grants(t, 10).await.expect("purge"), 1);
+    assert!(!exists(plain).await);
+    assert!(
+        matches!(
+            store
+                .redeem_code(&format!("code-{plain}"), t)
+                .await
+                .expect("redeem"),
+            CodeRedemption::Unknown
+        ),
+        "its code went with it"
+    );
+    for kept in [in_short, in_long, with_refresh, young] {
+        assert!(exists(kept).await);
+    }
+
+    // Sessions go after their expiry (`s-short` ends at t + 8 h), and free their grants.
+    let ended = t + Duration::hours(8);
+    assert_eq!(store.purge_sessions(ended, 10).await.expect("purge"), 0);
+    let later = ended + Duration::seconds(1);
+    assert_eq!(store.purge_sessions(later, 10).await.expect("purge"), 1);
+    assert!(store.get_session("s-short").await.expect("get").is_none());
+    assert!(store.get_session("s-long").await.expect("get").is_some());
+    // The refresh family ends and is purged, which frees the last grant kept by a reference.
+    let all = Uuid::from_bytes([0xff; 16]);
+    assert_eq!(
+        store
+            .purge_refresh_tokens(all, t + Duration::hours(2), 10)
+            .await
+            .expect("purge"),
+        1
+    );
+    // A batch at a time.
+    assert_eq!(store.purge_grants(t, 1).await.expect("purge"), 1);
+    assert_eq!(store.purge_grants(t, 1).await.expect("purge"), 1);
+    assert_eq!(store.purge_grants(t, 1).await.expect("purge"), 0);
+    assert!(!exists(in_short).await && !exists(with_refresh).await);
+    assert!(exists(in_long).await, "its session lives");
+    assert!(exists(young).await, "kept until its time");
+    assert_eq!(
+        store
+            .purge_grants(t + Duration::hours(2), 10)
+            .await
+            .expect("purge"),
+        1
+    );
+    assert!(!exists(young).await);
+}
+
 async fn access_tokens_are_revoked_once_until_they_expire(ctx: Ctx) {
     let store = &*ctx.store;
     let t = now();
@@ -1539,6 +1625,7 @@ async fn codes_are_redeemed_exactly_once(ctx: Ctx) {
         acr: "urn:sekimori:acr:pwd".into(),
         created_at: now(),
         revoked_at: None,
+        retain_until: now() + Duration::days(1),
     };
     let code = AuthorizationCode {
         code_hash: "code-hash".into(),
@@ -1978,6 +2065,7 @@ async fn refresh_tokens_are_redeemed_exactly_once(ctx: Ctx) {
         acr: "urn:sekimori:acr:password".into(),
         created_at: now(),
         revoked_at: None,
+        retain_until: now() + Duration::days(1),
     };
     let code = AuthorizationCode {
         code_hash: "c".into(),
@@ -2118,9 +2206,9 @@ async fn refresh_tokens_of_schema_9_outlive_migration_10(ctx: Ctx) {
     // their hash, and the successor of -1 is generation 0.
     let store = &*ctx.store;
     let (master, _) = clinic(store).await;
-    let family = grant_for(store, master.id).await;
-    let spent_only = grant_for(store, master.id).await;
     let t = now();
+    let family = grant_before_schema_12(&ctx, master.id, t).await;
+    let spent_only = grant_before_schema_12(&ctx, master.id, t).await;
     let rows = [
         ("old", family, 0, Some(1)),
         ("newer", family, 1, Some(2)),
@@ -2132,12 +2220,6 @@ async fn refresh_tokens_of_schema_9_outlive_migration_10(ctx: Ctx) {
         let insert = "INSERT INTO refresh_tokens (token_hash, grant_id, \
             institution_settings_version, created_at, idle_expires_at, absolute_expires_at, \
             used_at) VALUES ($1, $2, 1, $3, $4, $5, $6)";
-        let sqlite_text = |at: OffsetDateTime| {
-            at.format(&time::macros::format_description!(
-                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-            ))
-            .expect("format")
-        };
         match &ctx.raw {
             Raw::Sqlite(pool) => sqlx::query(insert)
                 .bind(hash)
@@ -2239,40 +2321,96 @@ async fn refresh_tokens_of_schema_9_outlive_migration_10(ctx: Ctx) {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_of_schema_11_are_kept_a_day_past_their_creation_sqlite() {
+    on_sqlite_at(
+        Some(11),
+        grants_of_schema_11_are_kept_a_day_past_their_creation,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_of_schema_11_are_kept_a_day_past_their_creation_postgres() {
+    on_postgres_at(
+        Some(11),
+        grants_of_schema_11_are_kept_a_day_past_their_creation,
+    )
+    .await;
+}
+
+async fn grants_of_schema_11_are_kept_a_day_past_their_creation(ctx: Ctx) {
+    // Migration 0012 gives the grants it finds a `retain_until` of a day past their creation;
+    // the purge's checks of sessions and refresh tokens protect those still in use.
+    let store = &*ctx.store;
+    let (master, _) = clinic(store).await;
+    let t = now();
+    let old = grant_before_schema_12(&ctx, master.id, t - Duration::days(2)).await;
+    let recent = grant_before_schema_12(&ctx, master.id, t).await;
+    store.migrate().await.expect("migration 12");
+    for (id, created) in [(old, t - Duration::days(2)), (recent, t)] {
+        let grant = store.get_grant(id).await.expect("get").expect("kept");
+        // SQLite's date functions keep milliseconds.
+        let off = grant.retain_until - (created + Duration::days(1));
+        assert!(off.abs() < Duration::milliseconds(1), "{off}");
+    }
+    assert_eq!(store.purge_grants(t, 10).await.expect("purge"), 1);
+    assert!(store.get_grant(old).await.expect("get").is_none());
+    assert!(store.get_grant(recent).await.expect("get").is_some());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Admin API stories.
 // ---------------------------------------------------------------------------------------------
 
+/// Registers client `rp` once.
+async fn ensure_rp(store: &dyn Store) {
+    if store.get_client("rp").await.expect("get client").is_some() {
+        return;
+    }
+    let client = Client {
+        client_id: "rp".into(),
+        secret_hash: None,
+        redirect_uris: vec!["https://rp.example/cb".into()],
+        post_logout_redirect_uris: vec![],
+        grant_types: vec!["authorization_code".into()],
+        scopes: vec!["openid".into(), "admin".into()],
+        backchannel_logout_uri: None,
+        signing_alg: "ES256".into(),
+        created_at: now(),
+    };
+    store
+        .create_client(client, audit_event("client.create", None, now()))
+        .await
+        .expect("client");
+}
+
 /// Registers client `rp` once and gives `account_id` a live grant (with a code); returns its ID.
 async fn grant_for(store: &dyn Store, account_id: Uuid) -> Uuid {
-    if store.get_client("rp").await.expect("get client").is_none() {
-        let client = Client {
-            client_id: "rp".into(),
-            secret_hash: None,
-            redirect_uris: vec!["https://rp.example/cb".into()],
-            post_logout_redirect_uris: vec![],
-            grant_types: vec!["authorization_code".into()],
-            scopes: vec!["openid".into(), "admin".into()],
-            backchannel_logout_uri: None,
-            signing_alg: "ES256".into(),
-            created_at: now(),
-        };
-        store
-            .create_client(client, audit_event("client.create", None, now()))
-            .await
-            .expect("client");
-    }
+    grant_with(store, account_id, None, now() + Duration::days(1)).await
+}
+
+/// [`grant_for`] in the browser session `session_id_hash`, kept until `retain_until`. Its code
+/// is `code-<grant ID>`.
+async fn grant_with(
+    store: &dyn Store,
+    account_id: Uuid,
+    session_id_hash: Option<&str>,
+    retain_until: OffsetDateTime,
+) -> Uuid {
+    ensure_rp(store).await;
     let grant = Grant {
         id: Uuid::now_v7(),
         account_id,
         client_id: "rp".into(),
-        session_id_hash: None,
+        session_id_hash: session_id_hash.map(str::to_owned),
         scopes: vec!["openid".into(), "admin".into()],
         auth_time: now(),
         amr: vec!["pwd".into()],
         acr: "urn:sekimori:acr:password".into(),
         created_at: now(),
         revoked_at: None,
+        retain_until,
     };
     let code = AuthorizationCode {
         code_hash: format!("code-{}", grant.id),
@@ -2291,6 +2429,63 @@ async fn grant_for(store: &dyn Store, account_id: Uuid) -> Uuid {
         .await
         .expect("grant");
     id
+}
+
+/// A grant as the schemas before 12 stored it (no `retain_until`), with a code, written past
+/// the store for the migration stories; returns its ID.
+async fn grant_before_schema_12(ctx: &Ctx, account_id: Uuid, created_at: OffsetDateTime) -> Uuid {
+    ensure_rp(&*ctx.store).await;
+    let id = Uuid::now_v7();
+    let grant = "INSERT INTO grants (id, account_id, client_id, session_id_hash, scopes, \
+        auth_time, amr, acr, created_at) \
+        VALUES ($1, $2, 'rp', NULL, '[\"openid\"]', $3, '[\"pwd\"]', 'urn:sekimori:acr:password', $3)";
+    let code = "INSERT INTO authorization_codes (code_hash, grant_id, client_id, redirect_uri, \
+        created_at, expires_at) VALUES ($1, $2, 'rp', 'https://rp.example/cb', $3, $3)";
+    let code_hash = format!("code-{id}");
+    match &ctx.raw {
+        Raw::Sqlite(pool) => {
+            let at = sqlite_text(created_at);
+            sqlx::query(grant)
+                .bind(id)
+                .bind(account_id)
+                .bind(&at)
+                .execute(pool)
+                .await
+                .expect("a grant of an older schema");
+            sqlx::query(code)
+                .bind(&code_hash)
+                .bind(id)
+                .bind(&at)
+                .execute(pool)
+                .await
+                .expect("its code");
+        }
+        Raw::Postgres(pool) => {
+            sqlx::query(grant)
+                .bind(id)
+                .bind(account_id)
+                .bind(created_at)
+                .execute(pool)
+                .await
+                .expect("a grant of an older schema");
+            sqlx::query(code)
+                .bind(&code_hash)
+                .bind(id)
+                .bind(created_at)
+                .execute(pool)
+                .await
+                .expect("its code");
+        }
+    }
+    id
+}
+
+/// The fixed-width text the SQLite store keeps a time as.
+fn sqlite_text(at: OffsetDateTime) -> String {
+    at.format(&time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    ))
+    .expect("format")
 }
 
 fn session_of(id_hash: &str, account_id: Uuid) -> Session {

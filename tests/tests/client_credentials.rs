@@ -183,6 +183,22 @@ impl World {
         response.json().await.unwrap()
     }
 
+    /// A revocation (RFC 7009) authenticated with HTTP Basic; the status and the body (JSON
+    /// or null).
+    async fn revoke(&self, client_id: &str, secret: &str, token: &str) -> (StatusCode, Value) {
+        let response = self
+            .app
+            .http
+            .post(self.app.url("/revoke"))
+            .basic_auth(client_id, Some(secret))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     async fn userinfo(&self, token: &str) -> (StatusCode, String, Value) {
         let response = self
             .app
@@ -806,6 +822,86 @@ async fn an_argon2_machine_secret_still_works_and_is_upgraded() {
     );
 }
 
+async fn machine_accounts_revoke_their_own_tokens(backend: Backend) {
+    let Some(w) = world(backend, Some(3)).await else {
+        return;
+    };
+    let app = &w.app;
+    let secret = w.machine(WebApi, "A0api").await;
+    let other_secret = w.machine(LinkedApp, "R0app").await;
+    let id = machine_id("A0api");
+    let issue = |id: String, secret: String| async move {
+        let answer = token(app, &id, &secret, true, &[]).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        answer.body["access_token"].as_str().unwrap().to_owned()
+    };
+    let first = issue(id.clone(), secret.clone()).await;
+    let second = issue(id.clone(), secret.clone()).await;
+    let others = issue(machine_id("R0app"), other_secret.clone()).await;
+
+    // Another machine account's or a registered client's attempt changes nothing (RFC 7009
+    // §2.2: 200 all the same).
+    let (status, _) = w.revoke(&machine_id("R0app"), &other_secret, &first).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(w.revoke(RS, &w.rs_secret, &first).await.0, StatusCode::OK);
+    assert_eq!(w.introspect(&first).await["active"], true);
+    // A wrong secret is refused like at the token endpoint, and counts toward the lockout.
+    let (status, body) = w.revoke(&id, "Wrong#Secret29xxxxxxxxxxx", &first).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "invalid_client");
+    assert_eq!(w.account("A0api").await.failed_attempts, 1);
+    assert_eq!(w.introspect(&first).await["active"], true);
+
+    // The owner ends this token at once, and only this one; once audited.
+    for _ in 0..2 {
+        assert_eq!(w.revoke(&id, &secret, &first).await.0, StatusCode::OK);
+        assert_eq!(w.introspect(&first).await, json!({"active": false}));
+        assert_eq!(w.userinfo(&first).await.0, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(w.account("A0api").await.failed_attempts, 0);
+    assert_eq!(w.introspect(&second).await["active"], true);
+    assert_eq!(w.introspect(&others).await["active"], true);
+    assert_eq!(w.audit_reasons("token.revoke").await, ["machine_token"]);
+    // A machine account has no refresh tokens; a token that is none answers 200 too.
+    for token in ["not-a-token", "a.b.c"] {
+        assert_eq!(w.revoke(&id, &secret, token).await.0, StatusCode::OK);
+    }
+    assert_eq!(w.audit_reasons("token.revoke").await.len(), 1);
+    let refused = app
+        .http
+        .post(app.url("/revoke"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token_type_hint", "access_token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "no token");
+    // It is no resource server: introspection refuses it, without counting a failure.
+    let response = app
+        .http
+        .post(app.url("/introspect"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", second.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(w.account("A0api").await.failed_attempts, 0);
+    // The revocation is forgotten when the token would have expired anyway.
+    app.clock.advance(time::Duration::seconds(301));
+    assert_eq!(w.introspect(&first).await, json!({"active": false}));
+}
+
+#[tokio::test]
+async fn sqlite_machine_accounts_revoke_their_own_tokens() {
+    machine_accounts_revoke_their_own_tokens(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_machine_accounts_revoke_their_own_tokens() {
+    machine_accounts_revoke_their_own_tokens(Backend::Postgres).await;
+}
+
 #[tokio::test]
 async fn registered_clients_get_service_tokens_for_their_own_scopes() {
     let Some(w) = world(Backend::Sqlite, None).await else {
@@ -880,26 +976,10 @@ async fn registered_clients_get_service_tokens_for_their_own_scopes() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     // Revocation: another client's attempt does nothing (200 all the same, RFC 7009 §2.2); the
     // owner's ends this token at once, and only this one, and is audited once.
-    let revoke = |client: &'static str, secret: String, token: String| async move {
-        app.http
-            .post(app.url("/revoke"))
-            .basic_auth(client, Some(&secret))
-            .form(&[("token", token.as_str())])
-            .send()
-            .await
-            .unwrap()
-            .status()
-    };
-    assert_eq!(
-        revoke(RS, w.rs_secret.clone(), access.clone()).await,
-        StatusCode::OK
-    );
+    assert_eq!(w.revoke(RS, &w.rs_secret, &access).await.0, StatusCode::OK);
     assert_eq!(w.introspect(&access).await["active"], true);
     for _ in 0..2 {
-        assert_eq!(
-            revoke("batch", batch.clone(), access.clone()).await,
-            StatusCode::OK
-        );
+        assert_eq!(w.revoke("batch", &batch, &access).await.0, StatusCode::OK);
         assert_eq!(w.introspect(&access).await, json!({"active": false}));
     }
     let other = all.body["access_token"].as_str().unwrap().to_owned();

@@ -326,6 +326,7 @@ pub async fn issue_code(
         .to_owned(),
         created_at: now,
         revoked_at: None,
+        retain_until: crate::retention::grant_retained_until(&state.settings, now, &request.scopes),
     };
     let record = AuthorizationCode {
         code_hash: hash_handle(&code),

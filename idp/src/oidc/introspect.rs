@@ -13,20 +13,27 @@
 //! to the calling client: an access or refresh token of a grant revokes the whole grant, so every
 //! token issued with it (the refresh family included) stops working at once. A client's own
 //! `client_credentials` token has no grant: its `jti` is recorded as revoked until it expires.
-//! A machine account's tokens are not revoked here (the account is no client of this endpoint):
-//! they end by expiry, or at once when the account is locked, disabled, deleted or reset.
+//! A machine account authenticates here as at the token endpoint (its client ID
+//! `<user_id>@<institution_code>` and its secret; a wrong secret counts toward its lockout) and
+//! may revoke its own tokens the same way. It may not introspect: it is no resource server.
+
+use std::net::SocketAddr;
 
 use axum::Form;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use service::authentication::RequestContext;
 use store::{Account, AuditResult, Client, Grant, NewAuditEvent, RefreshToken, StoreError};
 
 use super::error::{ErrorCode, TokenError};
-use super::machine::{CREDENTIAL_CLAIM, service_token_event};
+use super::machine::{self, CREDENTIAL_CLAIM, service_token_event, split_client_id};
 use super::refresh_value::Presented;
-use super::token::{Params, authenticate_client, json_no_store, limit, live_family, single_valued};
+use super::token::{
+    Params, authenticate_client, json_no_store, limit, live_family, presented_credentials,
+    single_valued,
+};
 use super::userinfo::{BearerError, Principal, verify_access_token};
 use crate::http::AppState;
 
@@ -99,9 +106,16 @@ pub async fn introspect(
 
 pub async fn revoke(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(params): Form<Params>,
 ) -> Response {
+    let ctx = crate::pages::login::request_context(&headers, peer);
+    match revoke_as_machine(&state, &headers, &params, &ctx).await {
+        Ok(Some(())) => return StatusCode::OK.into_response(),
+        Ok(None) => {}
+        Err(err) => return err.into_response(),
+    }
     let (client, token) = match confidential_client(&state, &headers, &params).await {
         Ok(found) => found,
         Err(err) => return err.into_response(),
@@ -125,14 +139,60 @@ pub async fn revoke(
         Principal::Service { client: owner } if owner.client_id == client.client_id => {
             revoke_service_token(&state, &client, &verified.claims).await
         }
-        // Another client's token, or a machine account's (which ends with the account's lock,
-        // reset, disabling or deletion, or by expiry).
+        // Another client's token, or a machine account's.
         _ => Ok(()),
     };
     match revoked {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => TokenError::server(e).into_response(),
     }
+}
+
+/// Revocation by a machine account: `None` when the caller is not one (its client ID has no
+/// `@`). The account revokes only its own access tokens; it has no refresh tokens, and anything
+/// else answers 200 and changes nothing, as for a registered client.
+async fn revoke_as_machine(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+    ctx: &RequestContext,
+) -> Result<Option<()>, TokenError> {
+    let map = single_valued(params)?;
+    let presented = presented_credentials(headers, &map)?;
+    if split_client_id(&presented.client_id).is_none() {
+        return Ok(None);
+    }
+    limit(state, &presented.client_id).await?;
+    let token = map.get("token").ok_or(TokenError::new(
+        ErrorCode::InvalidRequest,
+        "token is required",
+    ))?;
+    let account = machine::authenticate(
+        state,
+        ctx,
+        &presented.client_id,
+        presented.secret.as_deref(),
+    )
+    .await?;
+    if is_refresh_handle(token) {
+        return Ok(Some(()));
+    }
+    let verified = match verify_access_token(state, token).await {
+        Ok(verified) => verified,
+        Err(BearerError::Server(e)) => return Err(TokenError::server(e)),
+        Err(_) => return Ok(Some(())),
+    };
+    let Principal::Machine { account: owner } = &verified.principal else {
+        return Ok(Some(()));
+    };
+    if owner.id != account.id {
+        return Ok(Some(()));
+    }
+    let audit = machine::machine_token_event(&account, ctx, state.clock.now());
+    record_revocation(state, &verified.claims, audit)
+        .await
+        .map_err(TokenError::server)?;
+    Ok(Some(()))
 }
 
 /// Revokes a client's own `client_credentials` token: it has no grant, so its `jti` is recorded
@@ -142,6 +202,18 @@ async fn revoke_service_token(
     client: &Client,
     claims: &Value,
 ) -> Result<(), StoreError> {
+    let now = state.clock.now();
+    let audit = service_token_event(&client.client_id, "token.revoke", "service_token", now);
+    record_revocation(state, claims, audit).await
+}
+
+/// Records a verified token without a grant as revoked by its `jti` until its `exp`, auditing
+/// the first revocation only.
+async fn record_revocation(
+    state: &AppState,
+    claims: &Value,
+    audit: NewAuditEvent,
+) -> Result<(), StoreError> {
     let (Some(jti), Some(expires_at)) = (
         claims.get("jti").and_then(Value::as_str),
         claims
@@ -149,17 +221,12 @@ async fn revoke_service_token(
             .and_then(Value::as_i64)
             .and_then(|exp| time::OffsetDateTime::from_unix_timestamp(exp).ok()),
     ) else {
-        // A verified service token always has both; nothing to record without them.
+        // A verified token without a grant always has both; nothing to record without them.
         return Ok(());
     };
-    let now = state.clock.now();
     state
         .store
-        .revoke_access_token(
-            jti,
-            expires_at,
-            service_token_event(&client.client_id, "token.revoke", "service_token", now),
-        )
+        .revoke_access_token(jti, expires_at, audit)
         .await
         .map(|_| ())
 }

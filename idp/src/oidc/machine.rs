@@ -13,7 +13,8 @@
 //! re-checks what they stand for: a machine account must still be able to act and hold the
 //! credential the token was issued under (its keyed fingerprint is the private `crv` claim), so
 //! a lock, disable, delete or reset ends its tokens at once; a service token's client must still
-//! be registered for the grant.
+//! be registered for the grant. Either token, revoked at `/revoke` by whoever it was issued to,
+//! is refused by its `jti` until it expires.
 
 use std::collections::HashMap;
 
@@ -78,7 +79,7 @@ pub(crate) async fn machine_token(
     secret: Option<&str>,
     map: &HashMap<&str, &str>,
 ) -> Result<Value, TokenError> {
-    let (user_id, institution_code) = split_client_id(client_id).ok_or(BAD_CLIENT)?;
+    split_client_id(client_id).ok_or(BAD_CLIENT)?;
     let requested = requested_scopes(map);
     if requested.iter().any(|s| !MACHINE_SCOPES.contains(s)) {
         return Err(BAD_SCOPE);
@@ -88,17 +89,7 @@ pub(crate) async fn machine_token(
     } else {
         requested.iter().map(|s| (*s).to_owned()).collect()
     };
-    // No secret at all is no attempt: nothing is counted or audited.
-    let secret = secret.ok_or(BAD_CLIENT)?;
-    let outcome = state
-        .authenticator
-        .authenticate_machine(institution_code, user_id, secret, ctx)
-        .await
-        .map_err(TokenError::server)?;
-    let account = match outcome {
-        SignIn::Success { account, .. } => account,
-        SignIn::Failure(_) => return Err(BAD_CLIENT),
-    };
+    let account = authenticate(state, ctx, client_id, secret).await?;
 
     let now = state.clock.now();
     let issuer = state.settings.issuer();
@@ -126,6 +117,29 @@ pub(crate) async fn machine_token(
     )
     .map_err(TokenError::server)?;
     Ok(token_response(token, ttl, &scopes))
+}
+
+/// Authenticates a machine account as a client (`client_id` `<user_id>@<institution_code>`):
+/// the authenticator's decision, so a wrong secret counts toward the account's lockout wherever
+/// it is presented, and every refusal is the same `invalid_client`.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    ctx: &RequestContext,
+    client_id: &str,
+    secret: Option<&str>,
+) -> Result<Account, TokenError> {
+    let (user_id, institution_code) = split_client_id(client_id).ok_or(BAD_CLIENT)?;
+    // No secret at all is no attempt: nothing is counted or audited.
+    let secret = secret.ok_or(BAD_CLIENT)?;
+    let outcome = state
+        .authenticator
+        .authenticate_machine(institution_code, user_id, secret, ctx)
+        .await
+        .map_err(TokenError::server)?;
+    match outcome {
+        SignIn::Success { account, .. } => Ok(*account),
+        SignIn::Failure(_) => Err(BAD_CLIENT),
+    }
 }
 
 /// The account claims of a machine token or its userinfo: always the institution claims, the
@@ -227,6 +241,32 @@ pub(crate) fn service_token_event(
         user_agent: None,
         result: AuditResult::Success,
         reason: Some(reason.to_owned()),
+    }
+}
+
+/// The audit row of a machine account's revocation of its own token: the account is actor and
+/// target.
+pub(crate) fn machine_token_event(
+    account: &Account,
+    ctx: &RequestContext,
+    at: time::OffsetDateTime,
+) -> NewAuditEvent {
+    let label = format!("{}/{}", account.institution_code, account.user_id);
+    NewAuditEvent {
+        at,
+        kind: "token.revoke".into(),
+        actor_account_id: Some(account.id),
+        actor: label.clone(),
+        target_account_id: Some(account.id),
+        target: Some(label),
+        institution_code: Some(account.institution_code.as_str().to_owned()),
+        ip: ctx.ip.clone(),
+        user_agent: ctx
+            .user_agent
+            .as_deref()
+            .map(|ua| ua.chars().take(256).collect()),
+        result: AuditResult::Success,
+        reason: Some("machine_token".into()),
     }
 }
 

@@ -58,6 +58,8 @@ pub enum BearerError {
 }
 
 /// Who a verified access token stands for.
+// One per verified token, matched on at once: boxing the grant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Principal {
     /// A person's (or operator's) token from an authorization code or refresh: its grant and
     /// account, both still live.
@@ -108,8 +110,8 @@ pub async fn verify_bearer(state: &AppState, headers: &HeaderMap) -> Result<Veri
 /// and then by kind: a grant token's grant is not revoked and its account may still act; a
 /// machine token's account may still act and still holds the credential the token was issued
 /// under (a lock, disable, delete or reset ends it); a service token's client still allows the
-/// grant and the scopes. An account's token issued before its last lock stays invalid after
-/// the unlock.
+/// grant and the scopes; neither of the last two was revoked. An account's token issued before
+/// its last lock stays invalid after the unlock.
 pub async fn verify_access_token(state: &AppState, token: &str) -> Result<Verified, BearerError> {
     let now = state.clock.now();
     let claims = jwt::verify_seen(
@@ -179,6 +181,7 @@ pub async fn verify_access_token(state: &AppState, token: &str) -> Result<Verifi
         {
             return Err(BearerError::Invalid);
         }
+        not_revoked(state, &claims).await?;
         return Ok(Verified {
             claims,
             scopes,
@@ -200,8 +203,21 @@ pub async fn verify_access_token(state: &AppState, token: &str) -> Result<Verifi
     if !still_allowed {
         return Err(BearerError::Invalid);
     }
-    // A service token has no grant: one revoked at `/revoke` is recorded by its `jti`.
-    let jti = str_claim("jti").ok_or(BearerError::Invalid)?;
+    not_revoked(state, &claims).await?;
+    Ok(Verified {
+        claims,
+        scopes,
+        principal: Principal::Service { client },
+    })
+}
+
+/// A token without a grant (a machine account's or a client's service token) revoked at
+/// `/revoke` is recorded by its `jti` until it expires.
+async fn not_revoked(state: &AppState, claims: &Value) -> Result<(), BearerError> {
+    let jti = claims
+        .get("jti")
+        .and_then(Value::as_str)
+        .ok_or(BearerError::Invalid)?;
     if state
         .store
         .access_token_revoked(jti)
@@ -210,11 +226,7 @@ pub async fn verify_access_token(state: &AppState, token: &str) -> Result<Verifi
     {
         return Err(BearerError::Invalid);
     }
-    Ok(Verified {
-        claims,
-        scopes,
-        principal: Principal::Service { client },
-    })
+    Ok(())
 }
 
 /// The account, if it exists and may still act at `now`.

@@ -2,7 +2,7 @@
 //! (docs/oidc.md, "What is kept, and for how long").
 //!
 //! Every sign-in leaves a session row, every authorization a grant with its code, every refresh
-//! a refresh token row. Each is deleted once nothing can use it any more, plus
+//! a refresh token row, every second-factor code sent a challenge row. Each is deleted once nothing can use it any more, plus
 //! [`RETENTION_GRACE`]; the deletes run on every node every ten minutes in short batches, and a
 //! delete that another node already made deletes nothing.
 
@@ -19,6 +19,10 @@ use crate::http::AppState;
 /// most an hour each, the last one minted just before its refresh family ended), under any
 /// setting the configuration accepts, including one shortened since the row was written.
 pub const RETENTION_GRACE: time::Duration = time::Duration::days(1);
+
+/// How far back the send log of one-time codes is read: the daily caps count from midnight in
+/// Japan (`service::second_factor`), the resend cooldown from the newest send.
+const OTP_SEND_LOG: time::Duration = time::Duration::days(1);
 
 /// How often the purge runs, and how many rows one statement deletes at most (a short write, so
 /// that sign-ins and token requests do not wait behind it).
@@ -59,6 +63,8 @@ pub fn grant_retained_until(
 ///   refresh token refers to any more, with their authorization codes. A code replayed after
 ///   that is unknown rather than a replay: it is refused either way, but no longer revokes what
 ///   the grant issued, which by then has all ended.
+/// - One-time codes sent more than [`OTP_SEND_LOG`] and the grace ago: each expired minutes
+///   after it was sent, and the send log of the daily caps and the cooldown reads no further.
 pub async fn purge_ended_sign_ins(state: AppState) {
     let mut tick = tokio::time::interval(PURGE_EVERY);
     loop {
@@ -78,6 +84,11 @@ pub async fn purge_ended_sign_ins(state: AppState) {
         })
         .await;
         in_batches("grants", || store.purge_grants(now, PURGE_BATCH)).await;
+        let sent_before = now - OTP_SEND_LOG - RETENTION_GRACE;
+        in_batches("one-time codes", || {
+            store.purge_otp_challenges(sent_before, PURGE_BATCH)
+        })
+        .await;
     }
 }
 

@@ -1,6 +1,6 @@
 -- Retention of ended sign-in state (docs/oidc.md, "What is kept, and for how long"). Grants, their
--- authorization codes and browser sessions were never deleted: one row per sign-in per client,
--- and one per sign-in, forever.
+-- authorization codes, browser sessions and one-time codes were never deleted: one row per
+-- sign-in per client, one per sign-in and one per code sent, forever.
 --
 -- A grant is kept until `retain_until`, which the provider sets when it creates the grant (one
 -- day past the longest the grant can matter under the settings of that moment), and then until
@@ -22,3 +22,7 @@ CREATE INDEX authorization_codes_grant ON authorization_codes (grant_id);
 
 -- Sessions past their absolute expiry are deleted.
 CREATE INDEX sessions_expires ON sessions (expires_at);
+
+-- One-time codes, which are also the send log of the daily caps (counted from midnight in
+-- Japan), are deleted two days after they were sent.
+CREATE INDEX otp_challenges_created ON otp_challenges (created_at);

@@ -511,6 +511,10 @@ pub(crate) mod sql {
     pub const PURGE_SESSIONS: &str = "\
         DELETE FROM sessions WHERE id_hash IN ( \
             SELECT id_hash FROM sessions WHERE expires_at < $1 LIMIT $2)";
+    /// `$1` sent before, `$2` at most so many rows.
+    pub const PURGE_OTP_CHALLENGES: &str = "\
+        DELETE FROM otp_challenges WHERE id IN ( \
+            SELECT id FROM otp_challenges WHERE created_at < $1 LIMIT $2)";
     /// The grants [`PURGE_GRANTS`] may delete: kept long enough, and nothing refers to them
     /// but their codes. `$1` retained before, `$2` at most so many rows.
     macro_rules! purgeable_grants {
@@ -2052,6 +2056,20 @@ macro_rules! impl_store {
                 ) -> Result<u64> {
                     let done = sqlx::query(sql::PURGE_SESSIONS)
                         .bind(ts(expired_before))
+                        .bind(i64::from(limit))
+                        .execute(&self.writer)
+                        .await
+                        .map_err(db)?;
+                    Ok(done.rows_affected())
+                }
+
+                async fn purge_otp_challenges(
+                    &self,
+                    sent_before: OffsetDateTime,
+                    limit: u32,
+                ) -> Result<u64> {
+                    let done = sqlx::query(sql::PURGE_OTP_CHALLENGES)
+                        .bind(ts(sent_before))
                         .bind(i64::from(limit))
                         .execute(&self.writer)
                         .await

@@ -205,6 +205,9 @@ pub trait Store: Send + Sync + 'static {
     /// Spends a code: true for exactly one of concurrent callers, false if it was already used
     /// (or is unknown).
     async fn consume_otp_challenge(&self, id: Uuid, now: OffsetDateTime) -> Result<bool>;
+    /// Deletes up to `limit` one-time codes sent before `sent_before`, spent or not; returns how
+    /// many.
+    async fn purge_otp_challenges(&self, sent_before: OffsetDateTime, limit: u32) -> Result<u64>;
     /// Codes sent since `since` by `account_id` and to `destination` (whatever the account),
     /// and the account's newest send.
     async fn otp_send_stats(

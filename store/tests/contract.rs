@@ -425,6 +425,7 @@ contract!(
     otp_challenges_round_trip_and_are_spent_once,
     otp_tries_are_counted_exactly,
     otp_send_stats_count_since_and_by_destination,
+    otp_challenges_are_purged_by_age,
     password_changes_keep_history_and_end_other_sessions,
     recent_sign_ins_of_an_account,
     refresh_tokens_are_redeemed_exactly_once,
@@ -1817,6 +1818,46 @@ async fn otp_tries_are_counted_exactly(ctx: Ctx) {
         20
     );
     assert_not_found(store.record_code_try(Uuid::new_v4()).await);
+}
+
+async fn otp_challenges_are_purged_by_age(ctx: Ctx) {
+    // Spent or not, a code goes once it was sent before the bound, a batch at a time.
+    let store = &*ctx.store;
+    let (master, _) = clinic(store).await;
+    let t = now();
+    let old: Vec<OtpChallenge> = (1..=3)
+        .map(|days| challenge(master.id, "+819012345678", t - Duration::days(days)))
+        .collect();
+    let recent = challenge(master.id, "+819012345678", t);
+    for c in old.iter().chain([&recent]) {
+        store.create_otp_challenge(c.clone()).await.expect("create");
+    }
+    assert!(
+        store
+            .consume_otp_challenge(old[0].id, t)
+            .await
+            .expect("spend")
+    );
+    let bound = t - Duration::hours(12);
+    assert_eq!(
+        store.purge_otp_challenges(bound, 2).await.expect("purge"),
+        2
+    );
+    assert_eq!(
+        store.purge_otp_challenges(bound, 2).await.expect("purge"),
+        1
+    );
+    assert_eq!(
+        store.purge_otp_challenges(bound, 2).await.expect("purge"),
+        0
+    );
+    for c in &old {
+        assert_eq!(store.get_otp_challenge(c.id).await.expect("get"), None);
+    }
+    assert_eq!(
+        store.get_otp_challenge(recent.id).await.expect("get"),
+        Some(recent)
+    );
 }
 
 async fn otp_send_stats_count_since_and_by_destination(ctx: Ctx) {

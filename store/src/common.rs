@@ -959,6 +959,26 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            /// Runs one batch of a purge whose statement takes `$1` a time bound and `$2` a row
+            /// limit; returns how many rows it deleted.
+            async fn delete_before<'e, E>(
+                executor: E,
+                statement: &'static str,
+                before: OffsetDateTime,
+                limit: u32,
+            ) -> Result<u64>
+            where
+                E: sqlx::Executor<'e, Database = $db>,
+            {
+                let done = sqlx::query(statement)
+                    .bind(ts(before))
+                    .bind(i64::from(limit))
+                    .execute(executor)
+                    .await
+                    .map_err(db)?;
+                Ok(done.rows_affected())
+            }
+
             async fn insert_audit(conn: &mut Conn, event: &NewAuditEvent) -> Result<()> {
                 insert_audits(conn, std::slice::from_ref(event)).await
             }
@@ -2054,13 +2074,7 @@ macro_rules! impl_store {
                     expired_before: OffsetDateTime,
                     limit: u32,
                 ) -> Result<u64> {
-                    let done = sqlx::query(sql::PURGE_SESSIONS)
-                        .bind(ts(expired_before))
-                        .bind(i64::from(limit))
-                        .execute(&self.writer)
-                        .await
-                        .map_err(db)?;
-                    Ok(done.rows_affected())
+                    delete_before(&self.writer, sql::PURGE_SESSIONS, expired_before, limit).await
                 }
 
                 async fn purge_otp_challenges(
@@ -2068,13 +2082,8 @@ macro_rules! impl_store {
                     sent_before: OffsetDateTime,
                     limit: u32,
                 ) -> Result<u64> {
-                    let done = sqlx::query(sql::PURGE_OTP_CHALLENGES)
-                        .bind(ts(sent_before))
-                        .bind(i64::from(limit))
-                        .execute(&self.writer)
+                    delete_before(&self.writer, sql::PURGE_OTP_CHALLENGES, sent_before, limit)
                         .await
-                        .map_err(db)?;
-                    Ok(done.rows_affected())
                 }
 
                 async fn purge_grants(
@@ -2083,20 +2092,11 @@ macro_rules! impl_store {
                     limit: u32,
                 ) -> Result<u64> {
                     let mut tx = self.begin_write().await?;
-                    sqlx::query(sql::PURGE_GRANT_CODES)
-                        .bind(ts(retained_before))
-                        .bind(i64::from(limit))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db)?;
-                    let done = sqlx::query(sql::PURGE_GRANTS)
-                        .bind(ts(retained_before))
-                        .bind(i64::from(limit))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db)?;
+                    delete_before(&mut *tx, sql::PURGE_GRANT_CODES, retained_before, limit).await?;
+                    let grants =
+                        delete_before(&mut *tx, sql::PURGE_GRANTS, retained_before, limit).await?;
                     tx.commit().await.map_err(db)?;
-                    Ok(done.rows_affected())
+                    Ok(grants)
                 }
 
                 async fn revoke_access_token(

@@ -17,6 +17,7 @@
 //! `<user_id>@<institution_code>` and its secret; a wrong secret counts toward its lockout) and
 //! may revoke its own tokens the same way. It may not introspect: it is no resource server.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use axum::Form;
@@ -31,8 +32,8 @@ use super::error::{ErrorCode, TokenError};
 use super::machine::{self, CREDENTIAL_CLAIM, service_token_event, split_client_id};
 use super::refresh_value::Presented;
 use super::token::{
-    Params, authenticate_client, json_no_store, limit, live_family, presented_credentials,
-    single_valued,
+    Params, Presented as TokenPresented, authenticate_presented, json_no_store, limit, live_family,
+    presented_credentials, single_valued,
 };
 use super::userinfo::{BearerError, Principal, verify_access_token};
 use crate::http::AppState;
@@ -43,7 +44,18 @@ async fn confidential_client(
     params: &Params,
 ) -> Result<(store::Client, String), TokenError> {
     let map = single_valued(params)?;
-    let client = authenticate_client(state, headers, &map).await?;
+    let presented = presented_credentials(headers, &map)?;
+    confidential(state, presented, &map).await
+}
+
+/// Authenticates presented credentials as a registered confidential client (rate-limited), and
+/// reads the `token` parameter.
+async fn confidential(
+    state: &AppState,
+    presented: TokenPresented,
+    map: &HashMap<&str, &str>,
+) -> Result<(store::Client, String), TokenError> {
+    let client = authenticate_presented(state, presented).await?;
     if client.is_public() {
         return Err(TokenError::new(
             ErrorCode::InvalidClient,
@@ -51,11 +63,14 @@ async fn confidential_client(
         ));
     }
     limit(state, &client.client_id).await?;
-    let token = map.get("token").ok_or(TokenError::new(
+    Ok((client, required_token(map)?.to_owned()))
+}
+
+fn required_token<'a>(map: &HashMap<&str, &'a str>) -> Result<&'a str, TokenError> {
+    map.get("token").copied().ok_or(TokenError::new(
         ErrorCode::InvalidRequest,
         "token is required",
-    ))?;
-    Ok((client, (*token).to_owned()))
+    ))
 }
 
 pub async fn introspect(
@@ -111,62 +126,64 @@ pub async fn revoke(
     Form(params): Form<Params>,
 ) -> Response {
     let ctx = crate::pages::login::request_context(&headers, peer);
-    match revoke_as_machine(&state, &headers, &params, &ctx).await {
-        Ok(Some(())) => return StatusCode::OK.into_response(),
-        Ok(None) => {}
-        Err(err) => return err.into_response(),
-    }
-    let (client, token) = match confidential_client(&state, &headers, &params).await {
-        Ok(found) => found,
-        Err(err) => return err.into_response(),
-    };
-    if is_refresh_handle(&token) {
-        return match revoke_refresh_token(&state, &client, &token).await {
-            Ok(()) => StatusCode::OK.into_response(),
-            Err(e) => TokenError::server(e).into_response(),
-        };
-    }
-    let verified = match verify_access_token(&state, &token).await {
-        Ok(verified) => verified,
-        Err(BearerError::Server(e)) => return TokenError::server(e).into_response(),
-        // Invalid, expired or already revoked: nothing to do, and nothing to tell.
-        Err(_) => return StatusCode::OK.into_response(),
-    };
-    let revoked = match &verified.principal {
-        Principal::Grant { grant, account } if grant.client_id == client.client_id => {
-            revoke_grant(&state, &client, grant, Some(account), "access_token").await
+    let revoked = async {
+        let map = single_valued(&params)?;
+        let presented = presented_credentials(&headers, &map)?;
+        if split_client_id(&presented.client_id).is_some() {
+            revoke_as_machine(&state, &ctx, presented, &map).await
+        } else {
+            revoke_as_client(&state, presented, &map).await
         }
-        Principal::Service { client: owner } if owner.client_id == client.client_id => {
-            revoke_service_token(&state, &client, &verified.claims).await
-        }
-        // Another client's token, or a machine account's.
-        _ => Ok(()),
     };
-    match revoked {
+    match revoked.await {
         Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => TokenError::server(e).into_response(),
+        Err(err) => err.into_response(),
     }
 }
 
-/// Revocation by a machine account: `None` when the caller is not one (its client ID has no
-/// `@`). The account revokes only its own access tokens; it has no refresh tokens, and anything
-/// else answers 200 and changes nothing, as for a registered client.
+/// Revocation by a registered confidential client: a token of one of its grants revokes the
+/// grant, its own service token is recorded by `jti`; anything else changes nothing.
+async fn revoke_as_client(
+    state: &AppState,
+    presented: TokenPresented,
+    map: &HashMap<&str, &str>,
+) -> Result<(), TokenError> {
+    let (client, token) = confidential(state, presented, map).await?;
+    if is_refresh_handle(&token) {
+        return revoke_refresh_token(state, &client, &token)
+            .await
+            .map_err(TokenError::server);
+    }
+    let verified = match verify_access_token(state, &token).await {
+        Ok(verified) => verified,
+        Err(BearerError::Server(e)) => return Err(TokenError::server(e)),
+        // Invalid, expired or already revoked: nothing to do, and nothing to tell.
+        Err(_) => return Ok(()),
+    };
+    match &verified.principal {
+        Principal::Grant { grant, account } if grant.client_id == client.client_id => {
+            revoke_grant(state, &client, grant, Some(account), "access_token").await
+        }
+        Principal::Service { client: owner } if owner.client_id == client.client_id => {
+            revoke_service_token(state, &client, &verified.claims).await
+        }
+        // Another client's token, or a machine account's.
+        _ => Ok(()),
+    }
+    .map_err(TokenError::server)
+}
+
+/// Revocation by a machine account (client ID `<user_id>@<institution_code>`), authenticated as
+/// at the token endpoint. The account revokes only its own access tokens; it has no refresh
+/// tokens, and anything else answers 200 and changes nothing, as for a registered client.
 async fn revoke_as_machine(
     state: &AppState,
-    headers: &HeaderMap,
-    params: &Params,
     ctx: &RequestContext,
-) -> Result<Option<()>, TokenError> {
-    let map = single_valued(params)?;
-    let presented = presented_credentials(headers, &map)?;
-    if split_client_id(&presented.client_id).is_none() {
-        return Ok(None);
-    }
+    presented: TokenPresented,
+    map: &HashMap<&str, &str>,
+) -> Result<(), TokenError> {
     limit(state, &presented.client_id).await?;
-    let token = map.get("token").ok_or(TokenError::new(
-        ErrorCode::InvalidRequest,
-        "token is required",
-    ))?;
+    let token = required_token(map)?;
     let account = machine::authenticate(
         state,
         ctx,
@@ -175,24 +192,22 @@ async fn revoke_as_machine(
     )
     .await?;
     if is_refresh_handle(token) {
-        return Ok(Some(()));
+        return Ok(());
     }
     let verified = match verify_access_token(state, token).await {
         Ok(verified) => verified,
         Err(BearerError::Server(e)) => return Err(TokenError::server(e)),
-        Err(_) => return Ok(Some(())),
+        Err(_) => return Ok(()),
     };
-    let Principal::Machine { account: owner } = &verified.principal else {
-        return Ok(Some(()));
-    };
-    if owner.id != account.id {
-        return Ok(Some(()));
+    match &verified.principal {
+        Principal::Machine { account: owner } if owner.id == account.id => {
+            let audit = machine::machine_token_event(&account, ctx, state.clock.now());
+            record_revocation(state, &verified.claims, audit)
+                .await
+                .map_err(TokenError::server)
+        }
+        _ => Ok(()),
     }
-    let audit = machine::machine_token_event(&account, ctx, state.clock.now());
-    record_revocation(state, &verified.claims, audit)
-        .await
-        .map_err(TokenError::server)?;
-    Ok(Some(()))
 }
 
 /// Revokes a client's own `client_credentials` token: it has no grant, so its `jti` is recorded

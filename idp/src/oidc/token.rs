@@ -141,17 +141,9 @@ pub(crate) struct Presented {
     pub secret: Option<String>,
 }
 
-/// `client_secret_basic`, `client_secret_post`, or `none` for public clients (RFC 6749 §2.3).
-pub(crate) async fn authenticate_client(
-    state: &AppState,
-    headers: &HeaderMap,
-    map: &HashMap<&str, &str>,
-) -> Result<Client, TokenError> {
-    let presented = presented_credentials(headers, map)?;
-    authenticate_presented(state, presented).await
-}
-
-/// Reads the client ID and secret from HTTP Basic or the form, refusing two methods at once.
+/// Reads the client ID and secret from HTTP Basic or the form (`client_secret_basic`,
+/// `client_secret_post`, or `none` for public clients, RFC 6749 §2.3), refusing two methods at
+/// once.
 pub(crate) fn presented_credentials(
     headers: &HeaderMap,
     map: &HashMap<&str, &str>,

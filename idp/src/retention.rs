@@ -1,51 +1,40 @@
-//! What is kept of ended sign-ins, and the background task that forgets the rest
-//! (docs/oidc.md, "What is kept, and for how long").
+//! The background task that forgets what ended sign-ins leave behind, by the bounds of
+//! `policies::retention` (docs/oidc.md, "What is kept, and for how long").
 //!
 //! Every sign-in leaves a session row, every authorization a grant with its code, every refresh
-//! a refresh token row, every second-factor code sent a challenge row. Each is deleted once nothing can use it any more, plus
-//! [`RETENTION_GRACE`]; the deletes run on every node every ten minutes in short batches, and a
-//! delete that another node already made deletes nothing.
+//! a refresh token row, every second-factor code sent a challenge row. Each is deleted once
+//! nothing can use it any more, plus `policies::retention::GRACE`; the deletes run on every node
+//! every ten minutes in short batches, and a delete that another node already made deletes
+//! nothing.
 
 use std::time::Duration;
 
+use policies::retention;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::http::AppState;
 
-/// How long past its last possible use a row is kept. It covers what is not checked row by row:
-/// a grant's authorization code (at most ten minutes) and the access tokens minted from it (at
-/// most an hour each, the last one minted just before its refresh family ended), under any
-/// setting the configuration accepts, including one shortened since the row was written.
-pub const RETENTION_GRACE: time::Duration = time::Duration::days(1);
-
-/// How far back the send log of one-time codes is read: the daily caps count from midnight in
-/// Japan (`service::second_factor`), the resend cooldown from the newest send.
-const OTP_SEND_LOG: time::Duration = time::Duration::days(1);
-
 /// How often the purge runs, and how many rows one statement deletes at most (a short write, so
 /// that sign-ins and token requests do not wait behind it).
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 const PURGE_BATCH: u32 = 500;
 
-/// Until when a grant created at `created_at` with `scopes` is kept at least: its session's
-/// absolute lifetime (logout notifies the clients of the session's grants) or, with
-/// `offline_access`, its refresh family's, whichever is longer, plus [`RETENTION_GRACE`]. The
-/// purge also waits for the session and the refresh tokens themselves to be gone, so a setting
-/// lengthened later does not cut a grant short.
+/// Until when a grant created at `created_at` with `scopes` is kept at least
+/// ([`retention::grant_kept_until`]): its refresh family's lifetime counts only with
+/// `offline_access`, the lifetimes are the current settings.
 pub fn grant_retained_until(
     settings: &Settings,
     created_at: OffsetDateTime,
     scopes: &[String],
 ) -> OffsetDateTime {
     let session = time::Duration::hours(i64::from(settings.session.absolute_timeout_hours));
-    let refresh = if scopes.iter().any(|s| s == "offline_access") {
-        time::Duration::seconds(i64::from(settings.tokens.refresh_absolute_seconds))
-    } else {
-        time::Duration::ZERO
-    };
-    created_at + session.max(refresh) + RETENTION_GRACE
+    let refresh = scopes
+        .iter()
+        .any(|s| s == "offline_access")
+        .then(|| time::Duration::seconds(i64::from(settings.tokens.refresh_absolute_seconds)));
+    retention::grant_kept_until(created_at, session, refresh)
 }
 
 /// Forgets ended sign-in state, at start and then every [`PURGE_EVERY`], in this order:
@@ -53,7 +42,7 @@ pub fn grant_retained_until(
 /// - Sessions past their absolute expiry (an idle one ends earlier, and goes at the same time).
 /// - The revocations of tokens without a grant (service and machine tokens) that have expired
 ///   since.
-/// - The refresh tokens of families that ended more than [`RETENTION_GRACE`] ago: none of them
+/// - The refresh tokens of families that ended more than `retention::GRACE` ago: none of them
 ///   can be used again, and every refresh adds a row. A family's absolute expiry is at least
 ///   `tokens.refresh_absolute_seconds` (as configured when it began) after its grant was
 ///   created, so only grants created before that much and the grace ago are looked at: the old
@@ -63,8 +52,9 @@ pub fn grant_retained_until(
 ///   refresh token refers to any more, with their authorization codes. A code replayed after
 ///   that is unknown rather than a replay: it is refused either way, but no longer revokes what
 ///   the grant issued, which by then has all ended.
-/// - One-time codes sent more than [`OTP_SEND_LOG`] and the grace ago: each expired minutes
-///   after it was sent, and the send log of the daily caps and the cooldown reads no further.
+/// - One-time codes sent more than `retention::OTP_SEND_LOG` and the grace ago: each expired
+///   minutes after it was sent, and the send log of the daily caps and the cooldown reads no
+///   further.
 pub async fn purge_ended_sign_ins(state: AppState) {
     let mut tick = tokio::time::interval(PURGE_EVERY);
     loop {
@@ -75,7 +65,7 @@ pub async fn purge_ended_sign_ins(state: AppState) {
         if let Err(e) = store.purge_revoked_access_tokens(now).await {
             tracing::warn!(error = %e, "purging expired revocations failed");
         }
-        let ended = now - RETENTION_GRACE;
+        let ended = retention::refresh_families_ended_before(now);
         let absolute =
             time::Duration::seconds(i64::from(state.settings.tokens.refresh_absolute_seconds));
         let below = uuid_v7_floor(ended - absolute);
@@ -84,7 +74,7 @@ pub async fn purge_ended_sign_ins(state: AppState) {
         })
         .await;
         in_batches("grants", || store.purge_grants(now, PURGE_BATCH)).await;
-        let sent_before = now - OTP_SEND_LOG - RETENTION_GRACE;
+        let sent_before = retention::otp_codes_sent_before(now);
         in_batches("one-time codes", || {
             store.purge_otp_challenges(sent_before, PURGE_BATCH)
         })

@@ -21,6 +21,7 @@ pub mod otp;
 pub mod password;
 pub mod permissions;
 pub mod phone;
+pub mod retention;
 mod secs;
 pub mod usage;
 pub mod user_id;

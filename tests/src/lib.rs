@@ -254,6 +254,27 @@ impl TestApp {
         (status, response.json().await.expect("JSON body"))
     }
 
+    /// A form POST authenticated with HTTP Basic, as a client calls `/introspect` or `/revoke`:
+    /// the status and the JSON body (null when there is none).
+    pub async fn post_basic(
+        &self,
+        path: &str,
+        client_id: &str,
+        secret: &str,
+        form: &[(&str, &str)],
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .basic_auth(client_id, Some(secret))
+            .form(form)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        (status, response.json().await.unwrap_or_default())
+    }
+
     /// Starts a second server on the same database and clock: another IdP node.
     pub async fn second_node(&self) -> TestApp {
         let dir = tempfile::tempdir().expect("temporary directory");

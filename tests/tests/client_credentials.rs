@@ -170,33 +170,20 @@ impl World {
     }
 
     async fn introspect(&self, token: &str) -> Value {
-        let response = self
+        let (status, body) = self
             .app
-            .http
-            .post(self.app.url("/introspect"))
-            .basic_auth(RS, Some(&self.rs_secret))
-            .form(&[("token", token)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        response.json().await.unwrap()
+            .post_basic("/introspect", RS, &self.rs_secret, &[("token", token)])
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        body
     }
 
     /// A revocation (RFC 7009) authenticated with HTTP Basic; the status and the body (JSON
     /// or null).
     async fn revoke(&self, client_id: &str, secret: &str, token: &str) -> (StatusCode, Value) {
-        let response = self
-            .app
-            .http
-            .post(self.app.url("/revoke"))
-            .basic_auth(client_id, Some(secret))
-            .form(&[("token", token)])
-            .send()
+        self.app
+            .post_basic("/revoke", client_id, secret, &[("token", token)])
             .await
-            .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     async fn userinfo(&self, token: &str) -> (StatusCode, String, Value) {
@@ -867,25 +854,20 @@ async fn machine_accounts_revoke_their_own_tokens(backend: Backend) {
         assert_eq!(w.revoke(&id, &secret, token).await.0, StatusCode::OK);
     }
     assert_eq!(w.audit_reasons("token.revoke").await.len(), 1);
-    let refused = app
-        .http
-        .post(app.url("/revoke"))
-        .basic_auth(&id, Some(&secret))
-        .form(&[("token_type_hint", "access_token")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "no token");
+    let (status, _) = app
+        .post_basic(
+            "/revoke",
+            &id,
+            &secret,
+            &[("token_type_hint", "access_token")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "no token");
     // It is no resource server: introspection refuses it, without counting a failure.
-    let response = app
-        .http
-        .post(app.url("/introspect"))
-        .basic_auth(&id, Some(&secret))
-        .form(&[("token", second.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let (status, _) = app
+        .post_basic("/introspect", &id, &secret, &[("token", second.as_str())])
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(w.account("A0api").await.failed_attempts, 0);
     // The revocation is forgotten when the token would have expired anyway.
     app.clock.advance(time::Duration::seconds(301));

@@ -882,17 +882,8 @@ async fn introspection_and_revocation() {
     let introspect = |client: &'static str, secret: String, token: String| {
         let app = &app;
         async move {
-            let response = app
-                .http
-                .post(app.url("/introspect"))
-                .basic_auth(client, Some(secret))
-                .form(&[("token", token)])
-                .send()
+            app.post_basic("/introspect", client, &secret, &[("token", &token)])
                 .await
-                .unwrap();
-            let status = response.status();
-            let body: Value = response.json().await.unwrap_or(Value::Null);
-            (status, body)
         }
     };
     let (status, body) = introspect("rp", secret.clone(), access.clone()).await;
@@ -1229,20 +1220,11 @@ async fn refresh_tokens_are_introspected_and_revoked_by_their_own_client() {
     let call = |path: &'static str, client: &'static str, secret: String, token: String| {
         let app = &app;
         async move {
-            let response = app
-                .http
-                .post(app.url(path))
-                .basic_auth(client, Some(secret))
-                .form(&[
-                    ("token", token.as_str()),
-                    ("token_type_hint", "refresh_token"),
-                ])
-                .send()
-                .await
-                .unwrap();
-            let status = response.status();
-            let body: Value = response.json().await.unwrap_or(Value::Null);
-            (status, body)
+            let form = [
+                ("token", token.as_str()),
+                ("token_type_hint", "refresh_token"),
+            ];
+            app.post_basic(path, client, &secret, &form).await
         }
     };
 

@@ -3,9 +3,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 // mimalloc instead of glibc's malloc: a token request allocates and frees many small blocks
-// (JSON, claims, SQL rows), and glibc's malloc was about a tenth of its CPU time. Measured in paired runs
-// (docs/performance.md, "The ninth round"): 5-11% less CPU per request at 16 connections, no
-// change at one. Only the binary sets it; the libraries and their tests keep the system allocator.
+// (JSON, claims, rows), and glibc's malloc was about a tenth of its CPU time. In paired runs
+// (docs/performance.md, "The ninth round") it took 2-11% off the CPU time of a token request at
+// 16 connections and changed nothing at one. Only the binary sets it; the libraries and their
+// tests keep the system allocator.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -4,6 +4,7 @@
 use std::io::Read;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use policies::password::PasswordContext;
@@ -18,6 +19,7 @@ use crate::cli::{
     OperatorCommand, PolicyCommand,
 };
 use crate::config::Settings;
+use crate::idle_poll::IdlePoll;
 use crate::{Application, Services};
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -33,11 +35,21 @@ pub fn run(cli: Cli) -> ExitCode {
             Err(e) => fail(&e, 2),
         };
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    // Only the server keeps a runtime busy long enough for idle polling to matter.
+    let idle_poll = match cli.command {
+        Command::Serve => Duration::from_micros(settings.server.idle_poll_microseconds.into()),
+        _ => Duration::ZERO,
+    };
+    let runtime = match IdlePoll::attach(&mut builder, idle_poll) {
+        Ok((runtime, Ok(_))) => runtime,
+        Ok((runtime, Err(why))) => {
+            if !idle_poll.is_zero() {
+                tracing::warn!(reason = %why, "idle polling is off");
+            }
+            runtime
+        }
         Err(e) => return fail(&format!("cannot start the runtime: {e}"), 1),
     };
     match runtime.block_on(dispatch(settings, cli.command)) {

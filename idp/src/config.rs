@@ -108,6 +108,9 @@ pub struct ServerSettings {
     /// plain-http issuers).
     pub production: bool,
     pub shutdown_grace_seconds: u64,
+    /// The longest a worker that ran out of work watches for more before it sleeps
+    /// (`idle_poll.rs`); 0 turns polling off.
+    pub idle_poll_microseconds: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -271,6 +274,12 @@ impl Settings {
         }
         if !(1..=10).contains(&self.bulk.max_attempts) {
             return Err(invalid("bulk.max_attempts", "must be between 1 and 10"));
+        }
+        if self.server.idle_poll_microseconds > 1000 {
+            return Err(invalid(
+                "server.idle_poll_microseconds",
+                "must be between 0 and 1000",
+            ));
         }
         let issuer = self.server.issuer.trim_end_matches('/');
         if !(issuer.starts_with("https://") || issuer.starts_with("http://"))
@@ -546,6 +555,11 @@ mod tests {
                 "password.max_length",
             ),
             ("SEKIMORI__DELIVERY__SMS", "carrier-pigeon", "delivery.sms"),
+            (
+                "SEKIMORI__SERVER__IDLE_POLL_MICROSECONDS",
+                "5000",
+                "server.idle_poll_microseconds",
+            ),
         ];
         for (var, value, key) in cases {
             let err = load_env(&[(var, value)]).unwrap_err().to_string();

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod http;
+pub mod idle_poll;
 pub mod keys;
 pub mod oidc;
 pub mod pages;

@@ -157,7 +157,10 @@ def table(results_path, meta_path):
     out.append("CPU time per request of the server process (user + system, µs; for PostgreSQL "
                "without the database's own): unlike req/s it hardly depends on what else runs on "
                "the machine, and 10⁶ ÷ it is what one dedicated core would serve if the server "
-               "were CPU-bound. ratio = oidc-provider ÷ Sekimori SQLite.")
+               "were CPU-bound. ratio = oidc-provider ÷ Sekimori SQLite. At one connection "
+               "Sekimori's figure includes its idle polling (`server.idle_poll_microseconds`): "
+               "time spent watching for the next request instead of sleeping, which counts as "
+               "CPU time but is waiting.")
     out.append("")
     header = "| workload | conns |" + "".join(" %s |" % label for _, label in SERVERS) + " ratio |"
     out.append(header)

@@ -8,6 +8,11 @@
 //! loop: the fewest instructions and system calls a round trip can take without spinning, to
 //! show that the floor is the kernel's and wrk's, not the runtime's.
 //!
+//! With `--spin` it is a thread per connection that never sleeps: a non-blocking socket read in
+//! a busy loop. It burns its core while idle, which no production server should do; it is here
+//! to measure how much of the floor is the server's wake-up and how much is wrk's and the
+//! loopback's, which no server can remove.
+//!
 //! It binds 127.0.0.1 on a free port and prints the port on stdout.
 
 use std::io::{Read, Write};
@@ -19,7 +24,10 @@ const RESPONSE: &[u8] =
 
 fn main() -> std::io::Result<()> {
     if std::env::args().any(|a| a == "--blocking") {
-        return blocking();
+        return threads(false);
+    }
+    if std::env::args().any(|a| a == "--spin") {
+        return threads(true);
     }
     tokio::runtime::Builder::new_multi_thread()
         .enable_io()
@@ -34,19 +42,26 @@ fn head_len(buf: &[u8]) -> Option<usize> {
         .map(|end| end + 4)
 }
 
-fn blocking() -> std::io::Result<()> {
+/// A thread per connection, blocked in `read` or, with `spin`, polling a non-blocking socket.
+fn threads(spin: bool) -> std::io::Result<()> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     println!("{}", listener.local_addr()?.port());
     for socket in listener.incoming() {
         let mut socket = socket?;
         socket.set_nodelay(true)?;
+        socket.set_nonblocking(spin)?;
         std::thread::spawn(move || {
             let mut buf = vec![0u8; 16 * 1024];
             let mut filled = 0;
             loop {
                 match socket.read(&mut buf[filled..]) {
-                    Ok(0) | Err(_) => return,
+                    Ok(0) => return,
                     Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::hint::spin_loop();
+                        continue;
+                    }
+                    Err(_) => return,
                 }
                 while let Some(head) = head_len(&buf[..filled]) {
                     if socket.write_all(RESPONSE).is_err() {

@@ -6,7 +6,7 @@
 //!
 //! With `--blocking` it is a thread per connection blocked in `read` instead of a tokio event
 //! loop: the fewest instructions and system calls a round trip can take without spinning, to
-//! show that the floor is the kernel's and wrk's, not the runtime's.
+//! show that the floor is the kernel's and wrk's, not tokio's.
 //!
 //! With `--spin` it is a thread per connection that never sleeps: a non-blocking socket read in
 //! a busy loop. It burns its core while idle, which no production server should do; it is here

@@ -8,9 +8,12 @@
 //! look-ups, so the SQLite store runs them here, on the async thread itself: a few microseconds
 //! of work, like any other computation between two awaits.
 //!
-//! These connections only read: every write still goes through the store's one sqlx writer
-//! connection, and WAL lets a reader see every transaction committed before its statement began,
-//! so a read that follows a write of the same request sees it. The SQL and the row decoders are
+//! These connections only read: every write still goes through the store's writers, and WAL lets
+//! a reader see every transaction committed before its statement began, so a read that follows
+//! a write of the same request sees it. When the in-line writer (`inline_writer.rs`) is idle, a
+//! read runs on its connection instead: SQLite drops a connection's whole page cache when
+//! another connection has committed since its last transaction, so a reader reads every page
+//! again after each write, while the writer's cache survives its own commits. The SQL and the row decoders are
 //! the same ones sqlx uses ([`crate::common::sql`], [`crate::rows`]).
 
 use std::collections::HashMap;
@@ -20,6 +23,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, ToSql};
 
+use crate::inline_writer::InlineWriter;
 use crate::rows::InlineRow;
 use crate::{Result, StoreError};
 
@@ -28,6 +32,8 @@ const STATEMENT_CACHE: usize = 16;
 
 pub(crate) struct InlineReader {
     path: PathBuf,
+    /// The store's in-line writer, whose connection serves a read when no write holds it.
+    writer: Option<Arc<InlineWriter>>,
     busy_timeout: Duration,
     /// Connections not in use. A read takes one (opening one if none is idle) and puts it back;
     /// at most `keep` are kept.
@@ -39,10 +45,16 @@ pub(crate) struct InlineReader {
 
 impl InlineReader {
     /// Reads the database file at `path`, which the sqlx pool has already opened (and so
-    /// created) in WAL mode.
-    pub(crate) fn new(path: PathBuf, busy_timeout: Duration, keep: usize) -> Self {
+    /// created) in WAL mode; on `writer`'s connection when it is idle.
+    pub(crate) fn new(
+        path: PathBuf,
+        busy_timeout: Duration,
+        keep: usize,
+        writer: Option<Arc<InlineWriter>>,
+    ) -> Self {
         Self {
             path,
+            writer,
             busy_timeout,
             idle: Mutex::new(Vec::new()),
             keep: keep.max(1),
@@ -58,6 +70,24 @@ impl InlineReader {
         params: &[&dyn ToSql],
         decode: impl FnOnce(&InlineRow<'_>) -> Result<T>,
     ) -> Result<Option<T>> {
+        let mut decode = Some(decode);
+        if let Some(writer) = &self.writer {
+            let found = writer.read_if_idle(|connection| {
+                self.query(connection, sql, params, |row| match decode.take() {
+                    Some(decode) => decode(row),
+                    None => Err(StoreError::Corrupt("a row decoded twice".to_owned())),
+                })
+            });
+            match (found, decode.take()) {
+                (Some(found), None) => return found,
+                (Some(Ok(found)), Some(_)) => return Ok(found),
+                // Not run, or failed before a row came back (busy while a checkpoint starts
+                // the log over, say): a reader runs it again, since it changed nothing.
+                (_, Some(unused)) => decode = Some(unused),
+                (None, None) => {}
+            }
+        }
+        let decode = decode.ok_or_else(|| StoreError::Corrupt("a row decoded twice".to_owned()))?;
         let connection = match self.take() {
             Some(connection) => connection,
             None => self.open()?,
@@ -148,4 +178,100 @@ impl InlineReader {
 
 pub(crate) fn inline(err: rusqlite::Error) -> StoreError {
     StoreError::Inline(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rows::Columns;
+
+    /// A database file in WAL mode with one table of one row, the one-connection pool that
+    /// created it, and an in-line writer.
+    async fn setup(dir: &std::path::Path) -> (PathBuf, sqlx::SqlitePool, Arc<InlineWriter>) {
+        let path = dir.join("t.db");
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+        let gate = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .expect("pool");
+        sqlx::query("CREATE TABLE t (k TEXT PRIMARY KEY, n INTEGER NOT NULL)")
+            .execute(&gate)
+            .await
+            .expect("table");
+        let writer = Arc::new(InlineWriter::new(
+            path.clone(),
+            Duration::from_secs(5),
+            1_000,
+            0,
+        ));
+        (path, gate, writer)
+    }
+
+    fn n_of(reader: &InlineReader, k: &str) -> Option<i64> {
+        reader
+            .optional("SELECT n FROM t WHERE k = $1", &[&k], |row| row.col("n"))
+            .expect("read")
+    }
+
+    #[tokio::test]
+    async fn a_read_sees_every_commit_whichever_connection_serves_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (path, gate, writer) = setup(dir.path()).await;
+        let reader = InlineReader::new(path, Duration::from_secs(5), 2, Some(writer.clone()));
+        assert_eq!(n_of(&reader, "a"), None, "nothing written yet");
+        writer
+            .write(&gate, |tx| {
+                tx.execute("INSERT INTO t (k, n) VALUES ('a', 1)", [])
+                    .map_err(inline)?;
+                Ok(())
+            })
+            .await
+            .expect("write");
+        // The writer's connection is open and idle: it serves the read.
+        assert_eq!(n_of(&reader, "a"), Some(1));
+        // A commit by another connection is seen on the writer's connection too.
+        sqlx::query("UPDATE t SET n = 2 WHERE k = 'a'")
+            .execute(&gate)
+            .await
+            .expect("update");
+        assert_eq!(n_of(&reader, "a"), Some(2));
+        // While a write holds the writer's connection, a reader's connection serves the read.
+        let turn = writer.hold_turn().await;
+        assert_eq!(n_of(&reader, "a"), Some(2));
+        assert_eq!(reader.idle().len(), 1, "a reader's connection was opened");
+        drop(turn);
+    }
+
+    #[tokio::test]
+    async fn a_decoding_error_is_answered_once_not_retried() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (path, gate, writer) = setup(dir.path()).await;
+        let reader = InlineReader::new(path, Duration::from_secs(5), 2, Some(writer.clone()));
+        writer
+            .write(&gate, |tx| {
+                tx.execute("INSERT INTO t (k, n) VALUES ('a', 1)", [])
+                    .map_err(inline)?;
+                Ok(())
+            })
+            .await
+            .expect("write");
+        let mut calls = 0;
+        let outcome = reader.optional("SELECT n FROM t WHERE k = $1", &[&"a"], |row| {
+            calls += 1;
+            row.col::<i64>("missing")
+        });
+        assert!(
+            matches!(outcome, Err(StoreError::Corrupt(_))),
+            "{outcome:?}"
+        );
+        assert_eq!(calls, 1);
+        assert!(
+            reader.idle().is_empty(),
+            "no reader's connection was needed"
+        );
+    }
 }

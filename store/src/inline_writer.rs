@@ -34,6 +34,9 @@ pub(crate) struct InlineWriter {
     busy_timeout: Duration,
     /// Rows changed after which a batch checkpoints the log (see [`InlineWriter::new`]).
     checkpoint_rows: u64,
+    /// The log size, in frames, from which a checkpoint holds the writes to start the log over
+    /// (see [`InlineWriter::write`]).
+    restart_frames: i64,
     state: Mutex<State>,
     /// The connection checkpoints run on (opened at the first one, dropped after a failed one),
     /// shared with the blocking threads they run on.
@@ -62,12 +65,19 @@ impl InlineWriter {
     /// Writes the database file at `path`, which the sqlx pools have already opened (and so
     /// created) in WAL mode. The log is checkpointed every `checkpoint_rows` changed rows: a
     /// row of these tables writes one to three pages to the log (its table and index leaves)
-    /// when committed alone, fewer in a batch.
-    pub(crate) fn new(path: PathBuf, busy_timeout: Duration, checkpoint_rows: u64) -> Self {
+    /// when committed alone, fewer in a batch. Once the log holds `restart_frames` frames, a
+    /// checkpoint also starts it over.
+    pub(crate) fn new(
+        path: PathBuf,
+        busy_timeout: Duration,
+        checkpoint_rows: u64,
+        restart_frames: i64,
+    ) -> Self {
         Self {
             path,
             busy_timeout,
             checkpoint_rows: checkpoint_rows.max(1),
+            restart_frames,
             state: Mutex::new(State {
                 connection: None,
                 rows: 0,
@@ -95,12 +105,14 @@ impl InlineWriter {
     /// the log up to the last commit before it began, almost all of it. SQLite starts the log
     /// over only when a write finds all of it copied, which under a steady stream of writes
     /// never happens (run beside the writes alone, checkpoints let the log grow to 590 MB in a
-    /// minute of refreshes); so the second step holds every writer's turn and `gate` and copies
-    /// the few commits made meanwhile (when there are none it neither copies nor syncs), and the
-    /// next write starts the log over. Holding `gate` for the whole checkpoint, as before, made
-    /// the batch that triggered it and every write queued behind it wait for the disk: a
-    /// refresh's p99 at one connection was 17-20 ms that way against 10-12 ms this way
-    /// (docs/performance.md, "The fourth round").
+    /// minute of refreshes); so once the log holds `restart_frames` frames, the second step
+    /// holds every writer's turn and `gate` and copies the few commits made meanwhile (when
+    /// there are none it neither copies nor syncs), and the next write starts the log over.
+    /// Holding `gate` for the whole checkpoint, as before, made the batch that triggered it and
+    /// every write queued behind it wait for the disk: a refresh's p99 at one connection was
+    /// 17-20 ms that way against 10-12 ms this way (docs/performance.md, "The fourth round").
+    /// Holding it for the second step of every checkpoint still made one write in 160 wait for
+    /// two syncs; below `restart_frames` the log is left to grow instead ("The eleventh round").
     pub(crate) async fn write<DB, T>(
         &self,
         gate: &sqlx::Pool<DB>,
@@ -127,6 +139,27 @@ impl InlineWriter {
             self.checkpoint_behind(gate.clone());
         }
         outcome
+    }
+
+    /// Runs `read` on the writing connection if no write or checkpoint holds it at this moment;
+    /// `None` when one does or the connection is not open.
+    ///
+    /// SQLite keeps a page cache per connection and drops all of it when a transaction begins
+    /// after another connection committed, so the in-line readers read every page they touch
+    /// again after every write: six `pread`s for a machine account's look-up at one connection.
+    /// The writing connection's cache survives its own commits (`docs/performance.md`, "The
+    /// eleventh round"). `read` runs on the calling thread and holds the turn and the state
+    /// without awaiting, so a write arriving meanwhile waits microseconds, never a scheduling.
+    pub(crate) fn read_if_idle<T>(&self, read: impl FnOnce(&Connection) -> T) -> Option<T> {
+        let _turn = self.turn.try_lock().ok()?;
+        let state = self.state.try_lock().ok()?;
+        state.connection.as_ref().map(read)
+    }
+
+    /// Holds the writers' turn, as a write does, until the guard is dropped.
+    #[cfg(test)]
+    pub(crate) async fn hold_turn(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        Arc::clone(&self.turn).lock_owned().await
     }
 
     /// The transaction, and whether the log is due for a checkpoint; or `write` back, unrun,
@@ -184,13 +217,17 @@ impl InlineWriter {
         let turn = Arc::clone(&self.turn);
         let path = self.path.clone();
         let busy_timeout = self.busy_timeout;
+        let restart_frames = self.restart_frames;
         *pending = Some(tokio::spawn(async move {
             let run = || {
                 let checkpointer = Arc::clone(&checkpointer);
                 let path = path.clone();
                 tokio::task::spawn_blocking(move || passive(&checkpointer, &path, busy_timeout))
             };
-            report(run().await);
+            match run().await {
+                Ok(Ok(frames)) if frames < restart_frames => return,
+                outcome => report(outcome),
+            }
             let turn = turn.lock().await;
             match gate.acquire().await {
                 Ok(held) => {
@@ -219,9 +256,9 @@ impl InlineWriter {
 
 /// Logs a failed checkpoint: the rows are committed either way, and the next checkpoint copies
 /// them.
-fn report(outcome: std::result::Result<Result<()>, tokio::task::JoinError>) {
+fn report<T>(outcome: std::result::Result<Result<T>, tokio::task::JoinError>) {
     match outcome {
-        Ok(Ok(())) => {}
+        Ok(Ok(_)) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, "WAL checkpoint failed"),
         Err(e) => tracing::warn!(error = %e, "WAL checkpoint did not finish"),
     }
@@ -229,22 +266,23 @@ fn report(outcome: std::result::Result<Result<()>, tokio::task::JoinError>) {
 
 /// A passive checkpoint (readers are not waited for, as in SQLite's automatic one) on the
 /// checkpointing connection. When another connection is checkpointing (the sqlx writer's own
-/// automatic checkpoint), SQLite answers busy and this one copies nothing.
+/// automatic checkpoint), SQLite answers busy and this one copies nothing. Answers the size of
+/// the log in frames (-1 when SQLite could not tell, as when busy).
 fn passive(
     checkpointer: &Mutex<Option<Connection>>,
     path: &std::path::Path,
     busy_timeout: Duration,
-) -> Result<()> {
+) -> Result<i64> {
     let mut slot = checkpointer.lock().unwrap_or_else(PoisonError::into_inner);
     let connection = match slot.take() {
         Some(connection) => connection,
         None => open(path, busy_timeout)?,
     };
-    connection
-        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+    let frames = connection
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
         .map_err(inline)?;
     *slot = Some(connection);
-    Ok(())
+    Ok(frames)
 }
 
 /// Whether another connection held the write lock (`SQLITE_BUSY` and its extended codes).
@@ -401,11 +439,12 @@ fn on_write(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
 mod tests {
     use super::*;
 
-    /// A database file in WAL mode with one table, the writer of `checkpoint_rows`, and the
-    /// one-connection pool it takes turns with.
+    /// A database file in WAL mode with one table, the writer of `checkpoint_rows` and
+    /// `restart_frames`, and the one-connection pool it takes turns with.
     async fn setup(
         dir: &std::path::Path,
         checkpoint_rows: u64,
+        restart_frames: i64,
     ) -> (PathBuf, Arc<InlineWriter>, sqlx::SqlitePool) {
         let path = dir.join("t.db");
         let options = sqlx::sqlite::SqliteConnectOptions::new()
@@ -430,6 +469,7 @@ mod tests {
             path.clone(),
             Duration::from_secs(5),
             checkpoint_rows,
+            restart_frames,
         ));
         (path, writer, gate)
     }
@@ -447,7 +487,7 @@ mod tests {
     #[tokio::test]
     async fn the_log_is_copied_back_once_enough_rows_are_written() {
         let dir = tempfile::tempdir().expect("dir");
-        let (path, writer, gate) = setup(dir.path(), 20).await;
+        let (path, writer, gate) = setup(dir.path(), 20, 0).await;
         let size = || std::fs::metadata(&path).expect("file").len();
         let empty = size();
         // Only a checkpoint writes the database file itself; commits append to the log.
@@ -475,7 +515,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_steady_stream_of_writes_keeps_the_log_bounded() {
         let dir = tempfile::tempdir().expect("dir");
-        let (path, writer, gate) = setup(dir.path(), 20).await;
+        let (path, writer, gate) = setup(dir.path(), 20, 0).await;
         let log = path.with_extension("db-wal");
         let mut largest = 0;
         // Each row writes about four pages of log. With checkpoints run beside the writes alone
@@ -493,10 +533,64 @@ mod tests {
         );
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_log_starts_over_once_it_holds_restart_frames() {
+        // A frame is a page of 4 KiB and its 24-byte header.
+        const FRAME: u64 = 4096 + 24;
+        let dir = tempfile::tempdir().expect("dir");
+        let (path, writer, gate) = setup(dir.path(), 20, 1_500).await;
+        let log = path.with_extension("db-wal");
+        let mut largest = 0;
+        // 2,000 rows write some 8,000 frames (33 MB); the log file keeps its largest size when
+        // it starts over, so that size is how far it grew between two restarts. Starting over
+        // at every checkpoint (`restart_frames` 0) kept it at 1.2-4.8 MB in the test above.
+        for k in 0..2_000 {
+            put(&writer, &gate, &k.to_string()).await.expect("put");
+            largest = largest.max(std::fs::metadata(&log).expect("log").len());
+        }
+        assert!(
+            largest >= 1_500 * FRAME,
+            "the log started over at {largest} bytes, before holding 1,500 frames"
+        );
+        assert!(
+            largest < 16 << 20,
+            "the log grew to {largest} bytes over 2,000 rows"
+        );
+    }
+
+    #[tokio::test]
+    async fn reads_run_on_the_writing_connection_only_when_it_is_idle() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (_, writer, gate) = setup(dir.path(), 1_000, 0).await;
+        let count = |connection: &Connection| {
+            connection
+                .query_row("SELECT count(*) FROM t", [], |row| row.get::<_, i64>(0))
+                .expect("count")
+        };
+        assert!(
+            writer.read_if_idle(count).is_none(),
+            "no connection before the first write"
+        );
+        put(&writer, &gate, "a").await.expect("put");
+        assert_eq!(writer.read_if_idle(count), Some(1));
+        // A row committed by another connection is seen: the connection's cache is dropped
+        // when someone else wrote.
+        sqlx::query("INSERT INTO t (k, v) VALUES ('b', x'00')")
+            .execute(&gate)
+            .await
+            .expect("insert through the pool");
+        assert_eq!(writer.read_if_idle(count), Some(2));
+        // While a write (or a checkpoint's second step) holds the turn, the read is refused.
+        let turn = writer.hold_turn().await;
+        assert!(writer.read_if_idle(count).is_none());
+        drop(turn);
+        assert_eq!(writer.read_if_idle(count), Some(2));
+    }
+
     #[tokio::test]
     async fn a_failed_write_leaves_nothing_and_the_next_one_succeeds() {
         let dir = tempfile::tempdir().expect("dir");
-        let (_, writer, gate) = setup(dir.path(), 1_000).await;
+        let (_, writer, gate) = setup(dir.path(), 1_000, 0).await;
         put(&writer, &gate, "a").await.expect("put");
         let outcome = writer
             .write(&gate, |tx| {

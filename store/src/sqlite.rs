@@ -47,6 +47,15 @@ const CHECKPOINT_PAGES: u32 = 250;
 /// rows raised a refresh's p99 at one connection to 23 and 56 ms, against 10-12 ms at 160.
 const CHECKPOINT_ROWS: u64 = 160;
 
+/// The log size (in frames, one page each) from which the in-line writer's checkpoints hold the
+/// writes to start the log over (`inline_writer.rs`); below it the log grows while every
+/// checkpoint copies it back beside the writes. 4,000 frames of 4 KiB pages is about 16 MB,
+/// within the first 4,062 frames SQLite's log index finds a page in with one hash look-up.
+/// Holding the writes at every checkpoint made one write in 160 wait for two syncs, the 99th
+/// percentile of the writing token endpoints at one connection (`docs/performance.md`, "The
+/// eleventh round").
+const RESTART_FRAMES: i64 = 4_000;
+
 /// How long a connection waits for another writer before giving up with `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -111,6 +120,22 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(db)?;
+        let inline_writer = file.clone().map(|file| {
+            Arc::new(InlineWriter::new(
+                file,
+                BUSY_TIMEOUT,
+                CHECKPOINT_ROWS,
+                RESTART_FRAMES,
+            ))
+        });
+        let inline = file.map(|file| {
+            InlineReader::new(
+                file,
+                BUSY_TIMEOUT,
+                max_connections as usize,
+                inline_writer.clone(),
+            )
+        });
         Ok(Self {
             pool,
             writer,
@@ -118,11 +143,8 @@ impl SqliteStore {
             refresh_tokens: GroupCommit::default(),
             rotations: GroupCommit::default(),
             clients: ClientCache::default(),
-            inline_writer: file
-                .clone()
-                .map(|file| Arc::new(InlineWriter::new(file, BUSY_TIMEOUT, CHECKPOINT_ROWS))),
-            inline: file
-                .map(|file| InlineReader::new(file, BUSY_TIMEOUT, max_connections as usize)),
+            inline_writer,
+            inline,
         })
     }
 

@@ -13,8 +13,8 @@
 //! a write of the same request sees it. When the in-line writer (`inline_writer.rs`) is idle, a
 //! read runs on its connection instead: SQLite drops a connection's whole page cache when
 //! another connection has committed since its last transaction, so a reader reads every page
-//! again after each write, while the writer's cache survives its own commits. The SQL and the row decoders are
-//! the same ones sqlx uses ([`crate::common::sql`], [`crate::rows`]).
+//! again after each write, while the writer's cache survives its own commits. The SQL and the
+//! row decoders are the same ones sqlx uses ([`crate::common::sql`], [`crate::rows`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -78,13 +78,13 @@ impl InlineReader {
                     None => Err(StoreError::Corrupt("a row decoded twice".to_owned())),
                 })
             });
-            match (found, decode.take()) {
-                (Some(found), None) => return found,
-                (Some(Ok(found)), Some(_)) => return Ok(found),
+            match found {
+                Some(Ok(found)) => return Ok(found),
+                // The row came back and its decoding failed: that is the answer.
+                Some(Err(e)) if decode.is_none() => return Err(e),
                 // Not run, or failed before a row came back (busy while a checkpoint starts
                 // the log over, say): a reader runs it again, since it changed nothing.
-                (_, Some(unused)) => decode = Some(unused),
-                (None, None) => {}
+                _ => {}
             }
         }
         let decode = decode.ok_or_else(|| StoreError::Corrupt("a row decoded twice".to_owned()))?;
@@ -183,65 +183,36 @@ pub(crate) fn inline(err: rusqlite::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inline_writer::tests::{put, setup};
     use crate::rows::Columns;
 
-    /// A database file in WAL mode with one table of one row, the one-connection pool that
-    /// created it, and an in-line writer.
-    async fn setup(dir: &std::path::Path) -> (PathBuf, sqlx::SqlitePool, Arc<InlineWriter>) {
-        let path = dir.join("t.db");
-        let options = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
-        let gate = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await
-            .expect("pool");
-        sqlx::query("CREATE TABLE t (k TEXT PRIMARY KEY, n INTEGER NOT NULL)")
-            .execute(&gate)
-            .await
-            .expect("table");
-        let writer = Arc::new(InlineWriter::new(
-            path.clone(),
-            Duration::from_secs(5),
-            1_000,
-            0,
-        ));
-        (path, gate, writer)
-    }
-
-    fn n_of(reader: &InlineReader, k: &str) -> Option<i64> {
+    /// The length of row `k`'s value, read through `reader`.
+    fn length_of(reader: &InlineReader, k: &str) -> Option<i64> {
         reader
-            .optional("SELECT n FROM t WHERE k = $1", &[&k], |row| row.col("n"))
+            .optional("SELECT length(v) AS n FROM t WHERE k = $1", &[&k], |row| {
+                row.col("n")
+            })
             .expect("read")
     }
 
     #[tokio::test]
     async fn a_read_sees_every_commit_whichever_connection_serves_it() {
         let dir = tempfile::tempdir().expect("dir");
-        let (path, gate, writer) = setup(dir.path()).await;
+        let (path, writer, gate) = setup(dir.path(), 1_000, 0).await;
         let reader = InlineReader::new(path, Duration::from_secs(5), 2, Some(writer.clone()));
-        assert_eq!(n_of(&reader, "a"), None, "nothing written yet");
-        writer
-            .write(&gate, |tx| {
-                tx.execute("INSERT INTO t (k, n) VALUES ('a', 1)", [])
-                    .map_err(inline)?;
-                Ok(())
-            })
-            .await
-            .expect("write");
+        assert_eq!(length_of(&reader, "a"), None, "nothing written yet");
+        put(&writer, &gate, "a").await.expect("put");
         // The writer's connection is open and idle: it serves the read.
-        assert_eq!(n_of(&reader, "a"), Some(1));
+        assert_eq!(length_of(&reader, "a"), Some(3000));
         // A commit by another connection is seen on the writer's connection too.
-        sqlx::query("UPDATE t SET n = 2 WHERE k = 'a'")
+        sqlx::query("UPDATE t SET v = x'00' WHERE k = 'a'")
             .execute(&gate)
             .await
             .expect("update");
-        assert_eq!(n_of(&reader, "a"), Some(2));
+        assert_eq!(length_of(&reader, "a"), Some(1));
         // While a write holds the writer's connection, a reader's connection serves the read.
         let turn = writer.hold_turn().await;
-        assert_eq!(n_of(&reader, "a"), Some(2));
+        assert_eq!(length_of(&reader, "a"), Some(1));
         assert_eq!(reader.idle().len(), 1, "a reader's connection was opened");
         drop(turn);
     }
@@ -249,18 +220,11 @@ mod tests {
     #[tokio::test]
     async fn a_decoding_error_is_answered_once_not_retried() {
         let dir = tempfile::tempdir().expect("dir");
-        let (path, gate, writer) = setup(dir.path()).await;
+        let (path, writer, gate) = setup(dir.path(), 1_000, 0).await;
         let reader = InlineReader::new(path, Duration::from_secs(5), 2, Some(writer.clone()));
-        writer
-            .write(&gate, |tx| {
-                tx.execute("INSERT INTO t (k, n) VALUES ('a', 1)", [])
-                    .map_err(inline)?;
-                Ok(())
-            })
-            .await
-            .expect("write");
+        put(&writer, &gate, "a").await.expect("put");
         let mut calls = 0;
-        let outcome = reader.optional("SELECT n FROM t WHERE k = $1", &[&"a"], |row| {
+        let outcome = reader.optional("SELECT v FROM t WHERE k = $1", &[&"a"], |row| {
             calls += 1;
             row.col::<i64>("missing")
         });

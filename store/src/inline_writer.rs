@@ -436,12 +436,12 @@ fn on_write(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A database file in WAL mode with one table, the writer of `checkpoint_rows` and
     /// `restart_frames`, and the one-connection pool it takes turns with.
-    async fn setup(
+    pub(crate) async fn setup(
         dir: &std::path::Path,
         checkpoint_rows: u64,
         restart_frames: i64,
@@ -474,7 +474,12 @@ mod tests {
         (path, writer, gate)
     }
 
-    async fn put(writer: &Arc<InlineWriter>, gate: &sqlx::SqlitePool, k: &str) -> Result<()> {
+    /// Commits row `k` with a 3,000-byte value: about four pages of log.
+    pub(crate) async fn put(
+        writer: &Arc<InlineWriter>,
+        gate: &sqlx::SqlitePool,
+        k: &str,
+    ) -> Result<()> {
         writer
             .write(gate, |tx| {
                 tx.execute("INSERT INTO t (k, v) VALUES (?1, zeroblob(3000))", [k])
@@ -512,21 +517,28 @@ mod tests {
         assert_eq!(count, 39);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_steady_stream_of_writes_keeps_the_log_bounded() {
+    /// The largest size of the log file over 2,000 rows put one at a time, with a checkpoint
+    /// every 20 rows and `restart_frames`.
+    async fn largest_log(restart_frames: i64) -> u64 {
         let dir = tempfile::tempdir().expect("dir");
-        let (path, writer, gate) = setup(dir.path(), 20, 0).await;
+        let (path, writer, gate) = setup(dir.path(), 20, restart_frames).await;
         let log = path.with_extension("db-wal");
         let mut largest = 0;
+        for k in 0..2_000 {
+            put(&writer, &gate, &k.to_string()).await.expect("put");
+            largest = largest.max(std::fs::metadata(&log).expect("log").len());
+        }
+        largest
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_steady_stream_of_writes_keeps_the_log_bounded() {
         // Each row writes about four pages of log. With checkpoints run beside the writes alone
         // the log never started over and grew by some 16 KB a row (13 MB over 800 rows); with
         // the catch-up that holds the writes it starts over after every checkpoint and holds
         // the rows written between two, a number that depends on how many rows the writes
         // commit while a checkpoint syncs: 1.2-4.8 MB here over 45 runs of 800 and 2,000 rows.
-        for k in 0..2_000 {
-            put(&writer, &gate, &k.to_string()).await.expect("put");
-            largest = largest.max(std::fs::metadata(&log).expect("log").len());
-        }
+        let largest = largest_log(0).await;
         assert!(
             largest < 10 << 20,
             "the log grew to {largest} bytes over 2,000 rows"
@@ -537,17 +549,10 @@ mod tests {
     async fn the_log_starts_over_once_it_holds_restart_frames() {
         // A frame is a page of 4 KiB and its 24-byte header.
         const FRAME: u64 = 4096 + 24;
-        let dir = tempfile::tempdir().expect("dir");
-        let (path, writer, gate) = setup(dir.path(), 20, 1_500).await;
-        let log = path.with_extension("db-wal");
-        let mut largest = 0;
         // 2,000 rows write some 8,000 frames (33 MB); the log file keeps its largest size when
         // it starts over, so that size is how far it grew between two restarts. Starting over
         // at every checkpoint (`restart_frames` 0) kept it at 1.2-4.8 MB in the test above.
-        for k in 0..2_000 {
-            put(&writer, &gate, &k.to_string()).await.expect("put");
-            largest = largest.max(std::fs::metadata(&log).expect("log").len());
-        }
+        let largest = largest_log(1_500).await;
         assert!(
             largest >= 1_500 * FRAME,
             "the log started over at {largest} bytes, before holding 1,500 frames"
